@@ -1,0 +1,284 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DriftPolicy says what the operator does when a user was changed by hand on the site.
+// +kubebuilder:validation:Enum=Enforce;Report
+type DriftPolicy string
+
+const (
+	// DriftEnforce puts the site back to the desired state.
+	DriftEnforce DriftPolicy = "Enforce"
+	// DriftReport records the drift (condition and audit entry) and leaves the site alone.
+	DriftReport DriftPolicy = "Report"
+)
+
+// DeletionPolicy says what happens on the site when a StackUser is deleted.
+// +kubebuilder:validation:Enum=Deactivate;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionDeactivate deactivates the site user; content and history stay.
+	DeletionDeactivate DeletionPolicy = "Deactivate"
+	// DeletionDelete permanently deletes the site user (demoting it to Registered first).
+	// The site must have deletion enabled by the vendor; it cannot be undone.
+	DeletionDelete DeletionPolicy = "Delete"
+)
+
+// BearerTokenSecretReference names the Secret that holds the bearer token identity
+// providers must present, with an optional second key for rotation.
+type BearerTokenSecretReference struct {
+	// name of the Secret in the ScimSettings' namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key within the Secret that holds the current token.
+	// +optional
+	// +kubebuilder:default=token
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key,omitempty"`
+
+	// nextKey is an optional second key whose token is accepted too, so that a token can be
+	// rotated without downtime: put the new token under nextKey, update the identity
+	// provider, then move it to key.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	NextKey string `json:"nextKey,omitempty"`
+}
+
+// SiteSpec says how to reach the downstream Stack Internal Enterprise site's SCIM API.
+type SiteSpec struct {
+	// url is the site's SCIM base URL, e.g. https://stack.example.com/api/scim/v2.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('https://') || self.startsWith('http://')",message="url must be an http:// or https:// URL"
+	URL string `json:"url"`
+
+	// tokenSecretRef names the Secret key holding the token typed into the site's SCIM
+	// settings page.
+	// +required
+	TokenSecretRef SecretKeyReference `json:"tokenSecretRef"`
+
+	// timeout bounds each request to the site.
+	// +optional
+	// +kubebuilder:default="30s"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// requestsPerSecond caps the steady request rate to the site for this tenant.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	RequestsPerSecond int32 `json:"requestsPerSecond,omitempty"`
+
+	// burst is how many requests may go to the site at once above the steady rate.
+	// +optional
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Burst int32 `json:"burst,omitempty"`
+
+	// createUsers lets the operator create users on the site (POST). Older site versions
+	// cannot: their accounts appear at first SAML sign-in, and the operator links them then.
+	// +optional
+	// +kubebuilder:default=true
+	CreateUsers *bool `json:"createUsers,omitempty"`
+}
+
+// ScimSettingsSpec is what a site admin sets on the site's SCIM settings page, plus how
+// the operator reaches the site and how it enforces users there.
+type ScimSettingsSpec struct {
+	// enabled switches the SCIM tenant on or off. While off, SCIM requests are answered
+	// with an error and nothing is written.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// bearerTokenSecretRef names the Secret holding the token identity providers send as
+	// `Authorization: Bearer <token>`.
+	// +required
+	BearerTokenSecretRef BearerTokenSecretReference `json:"bearerTokenSecretRef"`
+
+	// allowModeratorPromotion allows role changes between Registered and Moderator
+	// ("Allow Moderator Promotion via a userType property").
+	// +optional
+	AllowModeratorPromotion bool `json:"allowModeratorPromotion,omitempty"`
+
+	// allowAdminPromotion allows role changes between Registered and Admin
+	// ("Allow Admin Promotion via a userType property").
+	// +optional
+	AllowAdminPromotion bool `json:"allowAdminPromotion,omitempty"`
+
+	// site says how to reach the downstream site's SCIM API.
+	// +required
+	Site SiteSpec `json:"site"`
+
+	// basePath is the tenant's SCIM base path on the operator's SCIM server. Defaults to
+	// /scim/v2/<namespace>/<name>.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^(/[A-Za-z0-9.~-]+)+$`
+	BasePath string `json:"basePath,omitempty"`
+
+	// roleAttributeSchemas lists the extension schema URNs under which a `stackUserType`
+	// attribute counts as the role. Empty means any extension (and the top level) counts.
+	// Core `userType` always counts.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	RoleAttributeSchemas []string `json:"roleAttributeSchemas,omitempty"`
+
+	// driftPolicy says what to do when a user was changed by hand on the site.
+	// +optional
+	// +kubebuilder:default=Enforce
+	DriftPolicy DriftPolicy `json:"driftPolicy,omitempty"`
+
+	// resyncPeriod is how often the site's users are read back to detect drift.
+	// +optional
+	// +kubebuilder:default="10m"
+	ResyncPeriod *metav1.Duration `json:"resyncPeriod,omitempty"`
+
+	// deletionPolicy says what happens on the site when a StackUser is deleted.
+	// +optional
+	// +kubebuilder:default=Deactivate
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// historyLimit bounds the audit entries kept in each StackUser's status.
+	// +optional
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=200
+	HistoryLimit int32 `json:"historyLimit,omitempty"`
+}
+
+// UserCounts counts a tenant's StackUsers.
+type UserCounts struct {
+	// total is the number of StackUsers of the tenant.
+	Total int32 `json:"total"`
+	// active is the number of active StackUsers.
+	Active int32 `json:"active"`
+	// registered is the number of StackUsers whose role is Registered.
+	// +optional
+	Registered int32 `json:"registered,omitempty"`
+	// moderators is the number of StackUsers whose role is Moderator.
+	// +optional
+	Moderators int32 `json:"moderators,omitempty"`
+	// admins is the number of StackUsers whose role is Admin.
+	// +optional
+	Admins int32 `json:"admins,omitempty"`
+	// unmanagedRole is the number of StackUsers whose role the IdP does not manage.
+	// +optional
+	UnmanagedRole int32 `json:"unmanagedRole,omitempty"`
+	// siteOnly is the number of users found on the site that no StackUser describes; the
+	// operator never touches them.
+	// +optional
+	SiteOnly int32 `json:"siteOnly,omitempty"`
+}
+
+// RequestRecord describes one SCIM request, without any secret.
+type RequestRecord struct {
+	// time of the request.
+	// +required
+	Time metav1.Time `json:"time"`
+	// userAgent is the client's User-Agent header, e.g. "Okta SCIM Client 1.0.0".
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	UserAgent string `json:"userAgent,omitempty"`
+	// operation is the SCIM operation, e.g. "GET /Users".
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Operation string `json:"operation,omitempty"`
+	// remoteAddress is the client's address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	RemoteAddress string `json:"remoteAddress,omitempty"`
+	// reason explains a failure, e.g. "token does not match".
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Reason string `json:"reason,omitempty"`
+}
+
+// ScimSettingsStatus is the observed state of a SCIM tenant.
+type ScimSettingsStatus struct {
+	// conditions: Ready, CredentialsValid and SiteReachable.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the spec generation last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// basePath is the tenant's SCIM base path on the operator's SCIM server.
+	// +optional
+	BasePath string `json:"basePath,omitempty"`
+
+	// url is the full SCIM base URL to paste into the identity provider ("SCIM 2.0 Base
+	// Url" in Okta, "Tenant URL" in Entra ID), when the external host is configured.
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// users counts the tenant's users.
+	// +optional
+	Users *UserCounts `json:"users,omitempty"`
+
+	// lastRequest is the most recent authenticated SCIM request.
+	// +optional
+	LastRequest *RequestRecord `json:"lastRequest,omitempty"`
+
+	// lastAuthFailure is the most recent request rejected for its credentials.
+	// +optional
+	LastAuthFailure *RequestRecord `json:"lastAuthFailure,omitempty"`
+
+	// lastResyncTime is when the site's users were last read back in full.
+	// +optional
+	LastResyncTime *metav1.Time `json:"lastResyncTime,omitempty"`
+}
+
+// ScimSettings is one SCIM tenant: the settings a Stack Internal Enterprise site admin
+// sets on the SCIM settings page (on/off, bearer token, promotion switches) and how the
+// operator reaches that site. StackUsers in the same namespace refer to it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=scims,categories=scim
+// +kubebuilder:printcolumn:name="Enabled",type=boolean,JSONPath=`.spec.enabled`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.users.total`
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.basePath`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ScimSettings struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitzero"`
+
+	// spec holds the tenant's settings.
+	// +required
+	Spec ScimSettingsSpec `json:"spec"`
+
+	// status is what the operator observed.
+	// +optional
+	Status ScimSettingsStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// ScimSettingsList is a list of ScimSettings.
+type ScimSettingsList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []ScimSettings `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ScimSettings{}, &ScimSettingsList{})
+}

@@ -1,0 +1,58 @@
+// Command manager runs the stack-scim-operator: the StackUser and ScimSettings
+// reconcilers (on the elected leader) and the SCIM 2.0 server (on every replica).
+package main
+
+import (
+	"flag"
+	"os"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/stackscim/stack-scim-operator/internal/manager"
+)
+
+func main() {
+	var opts manager.Options
+	fs := flag.CommandLine
+	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	fs.BoolVar(&opts.LeaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; every replica serves SCIM.")
+	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (defaults to the pod's namespace).")
+	fs.StringVar(&opts.SCIMAddr, "scim-bind-address", ":8090", "Address of the SCIM 2.0 server.")
+	fs.StringVar(&opts.SCIMCertFile, "scim-tls-cert-file", "", "TLS certificate for the SCIM server (reloaded on change); plain HTTP when empty.")
+	fs.StringVar(&opts.SCIMKeyFile, "scim-tls-key-file", "", "TLS private key for the SCIM server.")
+	fs.StringVar(&opts.ExternalURL, "scim-external-url", "", "Public base URL of the SCIM server (the Ingress), e.g. https://scim.example.com; shown in ScimSettings status.")
+	fs.StringVar(&opts.WatchNamespace, "watch-namespace", "", "Only watch this namespace (all namespaces when empty).")
+	fs.DurationVar(&opts.SyncPeriod, "sync-period", 10*time.Hour, "How often the informer caches are relisted.")
+	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
+	zapOpts.BindFlags(fs)
+	flag.Parse()
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	opts.Metrics = metricsserver.Options{BindAddress: opts.MetricsAddr}
+	mgr, err := manager.New(ctrl.GetConfigOrDie(), opts)
+	if err != nil {
+		log.Error(err, "unable to set up the manager")
+		os.Exit(1)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "unable to add health check")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		log.Error(err, "unable to add ready check")
+		os.Exit(1)
+	}
+	log.Info("starting manager")
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
