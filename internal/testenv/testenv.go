@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
@@ -82,6 +83,11 @@ func Start() (*Env, error) {
 	// Tests create many objects quickly; the default client-side limits only slow them.
 	cfg.QPS, cfg.Burst = 1000, 2000
 	s := scheme.New()
+	// Tests read CRDs back (printer columns, descriptions) and dry-run rendered manifests.
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
 	c, err := client.New(cfg, client.Options{Scheme: s})
 	if err != nil {
 		_ = e.Stop()
