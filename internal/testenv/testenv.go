@@ -96,6 +96,16 @@ func Start() (*Env, error) {
 	return &Env{Config: cfg, Client: c, Scheme: s, env: e}, nil
 }
 
+// KubeConfig returns a kubeconfig for an administrator of the control plane, for
+// processes started by tests (the manager binary, kubectl).
+func (e *Env) KubeConfig() ([]byte, error) {
+	u, err := e.env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.KubeConfig()
+}
+
 // Stop shuts the control plane down.
 func (e *Env) Stop() error { return e.env.Stop() }
 
