@@ -5,6 +5,7 @@ package main
 import (
 	"flag"
 	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -29,6 +30,12 @@ func main() {
 	fs.StringVar(&opts.ExternalURL, "scim-external-url", "", "Public base URL of the SCIM server (the Ingress), e.g. https://scim.example.com; shown in ScimSettings status.")
 	fs.StringVar(&opts.WatchNamespace, "watch-namespace", "", "Only watch this namespace (all namespaces when empty).")
 	fs.DurationVar(&opts.SyncPeriod, "sync-period", 10*time.Hour, "How often the informer caches are relisted.")
+	fs.Float64Var(&opts.SCIMRateLimit, "scim-rate-limit", 0, "Sustained SCIM requests per second per tenant before 429 (0: 200; negative: unlimited).")
+	fs.IntVar(&opts.SCIMRateBurst, "scim-rate-burst", 0, "SCIM request burst per tenant (0: 400).")
+	fs.IntVar(&opts.Reconcilers.MaxConcurrentReconciles, "max-concurrent-reconciles", 0, "Parallel StackUser reconciles (0: 4).")
+	kubeQPS := fs.Float64("kube-api-qps", 200, "Client-side QPS towards the Kubernetes API server (a bulk SCIM push writes 2 objects per user).")
+	kubeBurst := fs.Int("kube-api-burst", 400, "Client-side burst towards the Kubernetes API server.")
+	controllersFlag := fs.String("controllers", "*", "Comma-separated reconcilers to run: stackuser, scimsettings, or * for all.")
 	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
@@ -36,8 +43,11 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
+	opts.Controllers = strings.Split(*controllersFlag, ",")
 	opts.Metrics = metricsserver.Options{BindAddress: opts.MetricsAddr}
-	mgr, err := manager.New(ctrl.GetConfigOrDie(), opts)
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(*kubeQPS), *kubeBurst
+	mgr, err := manager.New(cfg, opts)
 	if err != nil {
 		log.Error(err, "unable to set up the manager")
 		os.Exit(1)

@@ -6,6 +6,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -13,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/stackscim/stack-scim-operator/controllers"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/scheme"
 )
@@ -30,6 +32,39 @@ type Options struct {
 	WatchNamespace          string
 	SyncPeriod              time.Duration
 	Metrics                 metricsserver.Options
+	// Controllers names the reconcilers to run: "stackuser" (StackUsers and the site
+	// resync) and "scimsettings"; "*" or empty runs all. Benchmarks of the SCIM server
+	// alone run with only "scimsettings".
+	Controllers []string
+
+	// SCIMRateLimit is each SCIM tenant's sustained request rate per second (0: 200;
+	// negative: unlimited) and SCIMRateBurst its burst (0: 400).
+	SCIMRateLimit float64
+	SCIMRateBurst int
+	// SCIMMaxBodyBytes caps SCIM request bodies (0: 1 MiB) and SCIMMaxCount the page
+	// size of SCIM list responses (0: 1000).
+	SCIMMaxBodyBytes int64
+	SCIMMaxCount     int
+	// SCIMListening, when set, is called with the SCIM listener's bound address (tests
+	// listen on 127.0.0.1:0 and need the port).
+	SCIMListening func(net.Addr)
+
+	// Reconcilers tunes the StackUser reconciler and the site resync (back-off, site
+	// client retries); the zero value is production-ready.
+	Reconcilers controllers.Options
+}
+
+// enabled reports whether the named reconciler should run.
+func (o Options) enabled(name string) bool {
+	if len(o.Controllers) == 0 {
+		return true
+	}
+	for _, c := range o.Controllers {
+		if c == "*" || c == name {
+			return true
+		}
+	}
+	return false
 }
 
 // New builds a manager with every component registered.

@@ -1,0 +1,70 @@
+// Command bench runs the benchmarks behind `make bench` against a real control plane, the
+// real manager binary and the site simulator over HTTP, and writes report.md and
+// report.json.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stackscim/stack-scim-operator/internal/bench"
+	"github.com/stackscim/stack-scim-operator/internal/testenv"
+)
+
+func main() {
+	var cfg bench.Config
+	filter := flag.String("filter-sizes", "1000,10000,100000", "Tenant sizes at which filter latency is measured.")
+	imports := flag.String("import-sizes", "10000,100000", "Sizes (among -filter-sizes) at which a full Okta import is timed.")
+	flag.IntVar(&cfg.PostUsers, "post-users", 1000, "Users per POST-throughput run.")
+	flag.IntVar(&cfg.E2EUsers, "e2e-users", 10000, "Users provisioned end to end.")
+	flag.IntVar(&cfg.Concurrency, "concurrency", 8, "Parallel clients.")
+	flag.IntVar(&cfg.FilterQueries, "filter-queries", 1000, "Filter requests per size and run.")
+	flag.IntVar(&cfg.Repeats, "repeats", 3, "Runs of each figure.")
+	flag.DurationVar(&cfg.SiteLatency, "site-latency", 20*time.Millisecond, "Latency the simulated site adds to every call.")
+	flag.StringVar(&cfg.Out, "out", "bench/out", "Folder for the report.")
+	flag.Parse()
+	cfg.Repo = testenv.RepoRoot()
+	var err error
+	if cfg.FilterSizes, err = ints(*filter); err == nil {
+		cfg.ImportSizes, err = ints(*imports)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	if !filepath.IsAbs(cfg.Out) {
+		cfg.Out = filepath.Join(cfg.Repo, cfg.Out)
+	}
+	report, err := bench.Run(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := report.Write(cfg.Out); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(report.Markdown())
+	fmt.Fprintf(os.Stderr, "report written to %s\n", cfg.Out)
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("bad size %q", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no sizes")
+	}
+	return out, nil
+}

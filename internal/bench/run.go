@@ -1,0 +1,416 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/sitesim"
+	"github.com/stackscim/stack-scim-operator/internal/testenv"
+)
+
+// Config sizes a benchmark run.
+type Config struct {
+	Repo          string
+	Out           string
+	FilterSizes   []int         // users in the tenant when filter latency is measured
+	ImportSizes   []int         // sizes (among FilterSizes) at which a full import is timed
+	PostUsers     int           // users per POST-throughput run
+	E2EUsers      int           // users provisioned end to end
+	Concurrency   int           // parallel clients of the load generators
+	FilterQueries int           // filter requests per size
+	Repeats       int           // runs of each figure
+	SiteLatency   time.Duration // latency the simulated site adds to every call
+}
+
+const (
+	idpToken  = "bench-idp-token"
+	siteToken = "bench-site-token"
+)
+
+type harness struct {
+	cfg    Config
+	env    *testenv.Env
+	bin    string
+	logs   string
+	report *Report
+	procs  []*Proc
+}
+
+// Run executes every scenario and returns the report.
+func Run(cfg Config) (*Report, error) {
+	started := time.Now()
+	h := &harness{cfg: cfg, report: &Report{
+		Commit: Commit(cfg.Repo), Started: started, Machine: DescribeMachine(),
+		Sizes: map[string]int{"postUsers": cfg.PostUsers, "e2eUsers": cfg.E2EUsers, "concurrency": cfg.Concurrency,
+			"filterQueries": cfg.FilterQueries, "repeats": cfg.Repeats, "maxUsers": slices.Max(cfg.FilterSizes),
+			"siteLatencyMs": int(cfg.SiteLatency / time.Millisecond)},
+	}}
+	tmp, err := os.MkdirTemp("", "scim-bench-")
+	if err != nil {
+		return nil, err
+	}
+	h.bin, h.logs = tmp, filepath.Join(cfg.Out, "logs")
+	if err := os.MkdirAll(h.logs, 0o755); err != nil {
+		return nil, err
+	}
+	log.Printf("building the manager and the simulator")
+	if err := Build(cfg.Repo, tmp); err != nil {
+		return nil, err
+	}
+	log.Printf("starting kube-apiserver and etcd")
+	if h.env, err = testenv.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, p := range h.procs {
+			p.Stop()
+		}
+		_ = h.env.Stop()
+	}()
+	kc, err := h.env.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "kubeconfig"), kc, 0o600); err != nil {
+		return nil, err
+	}
+
+	if err := h.readPath(); err != nil {
+		return nil, fmt.Errorf("SCIM read path: %w", err)
+	}
+	if err := h.endToEnd(); err != nil {
+		return nil, fmt.Errorf("end to end: %w", err)
+	}
+	h.report.Duration = time.Since(started).Round(time.Second).String()
+	return h.report, nil
+}
+
+func (h *harness) figure(name, unit string) *Figure {
+	f := &Figure{Name: name, Unit: unit}
+	h.report.Figures = append(h.report.Figures, f)
+	return f
+}
+
+// site starts a simulator process and returns its SCIM base URL and admin URL.
+func (h *harness) site(name string, latency time.Duration) (scimURL, admin string, err error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return "", "", err
+	}
+	p, err := Start(filepath.Join(h.bin, "site-simulator"), name, h.logs, nil,
+		"-addr", addr, "-token", siteToken, "-latency", latency.String())
+	if err != nil {
+		return "", "", err
+	}
+	h.procs = append(h.procs, p)
+	admin = "http://" + addr
+	return admin + sitesim.BasePath, admin, waitFor(30*time.Second, func() bool {
+		code, _, err := call(http.MethodGet, admin+"/_sim/config", "", nil, nil)
+		return err == nil && code == http.StatusOK
+	})
+}
+
+// tenant creates a namespace, the token Secrets and a ScimSettings.
+func (h *harness) tenant(ns, siteURL string) (*scimv1.ScimSettings, error) {
+	ctx := context.Background()
+	c := h.env.Client
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return nil, err
+	}
+	for name, token := range map[string]string{"scim-token": idpToken, "site-token": siteToken} {
+		if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			StringData: map[string]string{"token": token}}); err != nil {
+			return nil, err
+		}
+	}
+	st := &scimv1.ScimSettings{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "okta"},
+		Spec: scimv1.ScimSettingsSpec{
+			BearerTokenSecretRef: scimv1.BearerTokenSecretReference{Name: "scim-token"},
+			// A site admin running a bulk import raises the client-side rate to what the
+			// site allows (its REST API documents bursts of 50 requests per 2 s).
+			Site: scimv1.SiteSpec{URL: siteURL, TokenSecretRef: scimv1.SecretKeyReference{Name: "site-token"},
+				RequestsPerSecond: 1000, Burst: 1000},
+			AllowModeratorPromotion: true, AllowAdminPromotion: true,
+			ResyncPeriod: &metav1.Duration{Duration: time.Hour},
+		},
+	}
+	return st, c.Create(ctx, st)
+}
+
+type manager struct {
+	proc    *Proc
+	scim    string // tenant base URL
+	metrics string
+}
+
+func (h *harness) manager(name, ns string, st *scimv1.ScimSettings, extra ...string) (*manager, error) {
+	scimAddr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	metricsAddr, _ := FreeAddr()
+	probeAddr, _ := FreeAddr()
+	args := append([]string{"--scim-bind-address=" + scimAddr, "--metrics-bind-address=" + metricsAddr,
+		"--health-probe-bind-address=" + probeAddr, "--watch-namespace=" + ns}, extra...)
+	p, err := Start(filepath.Join(h.bin, "manager"), name, h.logs, []string{"KUBECONFIG=" + filepath.Join(h.bin, "kubeconfig")}, args...)
+	if err != nil {
+		return nil, err
+	}
+	h.procs = append(h.procs, p)
+	m := &manager{proc: p, scim: "http://" + scimAddr + st.EffectiveBasePath(), metrics: "http://" + metricsAddr + "/metrics"}
+	return m, waitFor(60*time.Second, func() bool {
+		code, _, err := call(http.MethodGet, m.scim+"/Users?count=0", idpToken, nil, nil)
+		return err == nil && code == http.StatusOK
+	})
+}
+
+func (m *manager) total() (int, error) {
+	var lr struct {
+		TotalResults int `json:"totalResults"`
+	}
+	_, _, err := call(http.MethodGet, m.scim+"/Users?count=0", idpToken, nil, &lr)
+	return lr.TotalResults, err
+}
+
+// heapMiB reads the manager's in-use heap from its metrics endpoint.
+func (m *manager) heapMiB() (float64, error) {
+	resp, err := httpClient.Get(m.metrics)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f / (1 << 20), err
+		}
+	}
+	return 0, fmt.Errorf("no go_memstats_heap_inuse_bytes in metrics")
+}
+
+func scimUser(name, externalID string) map[string]any {
+	return map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName":   name,
+		"externalId": externalID,
+		"active":     true,
+		"name":       map[string]any{"givenName": "Bench", "familyName": externalID},
+		"emails":     []any{map[string]any{"value": name, "primary": true, "type": "work"}},
+	}
+}
+
+func stackUser(ns, name, userName string) *scimv1.StackUser {
+	return &scimv1.StackUser{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{scimv1.LabelSettings: "okta"}},
+		Spec: scimv1.StackUserSpec{SettingsRef: scimv1.SettingsReference{Name: "okta"}, UserName: userName,
+			ExternalID: "ext-" + name, Emails: []scimv1.MultiValuedAttribute{{Value: userName, Primary: true, Type: "work"}}},
+	}
+}
+
+// readPath measures the SCIM server alone (only the ScimSettings reconciler runs):
+// POST throughput against the raw API-server create rate, filter latency and import time
+// at growing sizes, and memory and CPU at rest with the largest size cached.
+func (h *harness) readPath() error {
+	cfg := h.cfg
+	siteURL, _, err := h.site("site-read", 0)
+	if err != nil {
+		return err
+	}
+	const ns, rawNS = "bench-read", "bench-raw"
+	st, err := h.tenant(ns, siteURL)
+	if err != nil {
+		return err
+	}
+	if err := h.env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rawNS}}); err != nil {
+		return err
+	}
+	m, err := h.manager("manager-read", ns, st, "--controllers=scimsettings", "--scim-rate-limit=-1")
+	if err != nil {
+		return err
+	}
+
+	rawRate := h.figure("raw API-server create rate (plain client)", "users/s")
+	postRate := h.figure("SCIM POST create rate", "users/s")
+	postP50 := h.figure("SCIM POST latency p50", "ms")
+	postP99 := h.figure("SCIM POST latency p99", "ms")
+	ratio := h.figure("SCIM POST rate / raw create rate", "%")
+	posted := 0
+	for r := range cfg.Repeats {
+		log.Printf("POST throughput run %d/%d (%d users)", r+1, cfg.Repeats, cfg.PostUsers)
+		start := time.Now()
+		err := parallel(cfg.PostUsers, cfg.Concurrency, func(i int) error {
+			return h.env.Client.Create(context.Background(), stackUser(rawNS, fmt.Sprintf("raw-%d-%d", r, i), fmt.Sprintf("raw%d-%d@example.com", r, i)))
+		})
+		if err != nil {
+			return err
+		}
+		raw := float64(cfg.PostUsers) / time.Since(start).Seconds()
+		rawRate.Samples = append(rawRate.Samples, raw)
+
+		var mu sync.Mutex
+		var lat []time.Duration
+		start = time.Now()
+		err = parallel(cfg.PostUsers, cfg.Concurrency, func(i int) error {
+			name := fmt.Sprintf("post%d-%d@example.com", r, i)
+			code, took, err := call(http.MethodPost, m.scim+"/Users", idpToken, scimUser(name, fmt.Sprintf("post-%d-%d", r, i)), nil)
+			if err != nil || code != http.StatusCreated {
+				return fmt.Errorf("POST %s: %d %v", name, code, err)
+			}
+			mu.Lock()
+			lat = append(lat, took)
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		rate := float64(cfg.PostUsers) / time.Since(start).Seconds()
+		posted += cfg.PostUsers
+		postRate.Samples = append(postRate.Samples, rate)
+		postP50.Samples = append(postP50.Samples, Percentile(lat, 50))
+		postP99.Samples = append(postP99.Samples, Percentile(lat, 99))
+		ratio.Samples = append(ratio.Samples, 100*rate/raw)
+	}
+	ratio.Check(">= 80%", 80, false)
+
+	filled := posted
+	names := make([]string, 0, slices.Max(cfg.FilterSizes))
+	for r := range cfg.Repeats {
+		for i := range cfg.PostUsers {
+			names = append(names, fmt.Sprintf("post%d-%d@example.com", r, i))
+		}
+	}
+	for _, size := range cfg.FilterSizes {
+		if size > filled {
+			log.Printf("filling the tenant to %d users", size)
+			base := filled
+			if err := parallel(size-filled, 16, func(i int) error {
+				n := base + i
+				return h.env.Client.Create(context.Background(), stackUser(ns, fmt.Sprintf("bulk-%06d", n), fmt.Sprintf("bulk%06d@example.com", n)))
+			}); err != nil {
+				return err
+			}
+			for n := filled; n < size; n++ {
+				names = append(names, fmt.Sprintf("bulk%06d@example.com", n))
+			}
+			filled = size
+		}
+		if err := waitFor(5*time.Minute, func() bool { n, err := m.total(); return err == nil && n >= filled }); err != nil {
+			return fmt.Errorf("the SCIM server never saw %d users: %w", filled, err)
+		}
+
+		p50 := h.figure(fmt.Sprintf("filter userName eq latency p50 @ %d users", size), "ms")
+		p99 := h.figure(fmt.Sprintf("filter userName eq latency p99 @ %d users", size), "ms")
+		for range cfg.Repeats {
+			lat := make([]time.Duration, 0, cfg.FilterQueries)
+			for range cfg.FilterQueries {
+				name := names[rand.IntN(len(names))]
+				q := url.QueryEscape(`userName eq "` + strings.ToUpper(name[:1]) + name[1:] + `"`)
+				var lr struct {
+					TotalResults int `json:"totalResults"`
+				}
+				code, took, err := call(http.MethodGet, m.scim+"/Users?filter="+q+"&startIndex=1&count=100", idpToken, nil, &lr)
+				if err != nil || code != http.StatusOK || lr.TotalResults != 1 {
+					return fmt.Errorf("filter %s: %d, %d results, %v", name, code, lr.TotalResults, err)
+				}
+				lat = append(lat, took)
+			}
+			p50.Samples = append(p50.Samples, Percentile(lat, 50))
+			p99.Samples = append(p99.Samples, Percentile(lat, 99))
+		}
+		if size == slices.Max(cfg.FilterSizes) {
+			p99.Check("< 5 ms", 5, true)
+		}
+
+		if slices.Contains(cfg.ImportSizes, size) {
+			f := h.figure(fmt.Sprintf("Okta import (count=100 pages) @ %d users", size), "s")
+			for range cfg.Repeats {
+				took, err := importAll(m.scim, filled)
+				if err != nil {
+					return err
+				}
+				f.Samples = append(f.Samples, took.Seconds())
+			}
+		}
+	}
+
+	log.Printf("measuring the manager at rest with %d users", filled)
+	settle()
+	rss := h.figure(fmt.Sprintf("manager RSS at rest @ %d users", filled), "MiB")
+	heap := h.figure(fmt.Sprintf("manager heap in use at rest @ %d users", filled), "MiB")
+	cpu := h.figure(fmt.Sprintf("manager CPU at rest @ %d users", filled), "% of a core")
+	for range cfg.Repeats {
+		c0, _ := m.proc.CPUSeconds()
+		time.Sleep(10 * time.Second) // measuring idle CPU needs an idle window
+		c1, _ := m.proc.CPUSeconds()
+		cpu.Samples = append(cpu.Samples, 100*(c1-c0)/10)
+		if v, err := m.proc.RSSMiB(); err == nil {
+			rss.Samples = append(rss.Samples, v)
+		}
+		if v, err := m.heapMiB(); err == nil {
+			heap.Samples = append(heap.Samples, v)
+		}
+	}
+	rss.Check("< 512 MiB", 512, true)
+	rss.Note = "reconcilers off in this phase: the SCIM server's cache of every StackUser is what grows with users"
+	m.proc.Stop()
+	return nil
+}
+
+// settle gives the manager a moment to finish its work after the fill.
+func settle() { time.Sleep(5 * time.Second) }
+
+// importAll pages through every user as Okta's import does and checks the count.
+func importAll(base string, total int) (time.Duration, error) {
+	start := time.Now()
+	seen := 0
+	for startIndex := 1; ; startIndex += 100 {
+		var lr struct {
+			TotalResults int              `json:"totalResults"`
+			ItemsPerPage int              `json:"itemsPerPage"`
+			Resources    []map[string]any `json:"Resources"`
+		}
+		code, _, err := call(http.MethodGet, fmt.Sprintf("%s/Users?startIndex=%d&count=100", base, startIndex), idpToken, nil, &lr)
+		if err != nil || code != http.StatusOK {
+			return 0, fmt.Errorf("import page %d: %d %v", startIndex, code, err)
+		}
+		seen += len(lr.Resources)
+		if len(lr.Resources) == 0 || seen >= lr.TotalResults {
+			break
+		}
+	}
+	if seen < total {
+		return 0, fmt.Errorf("import saw %d of %d users", seen, total)
+	}
+	return time.Since(start), nil
+}
+
+func waitFor(timeout time.Duration, ok func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ok() {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("timed out after %s", timeout)
+}
