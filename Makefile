@@ -9,6 +9,12 @@ ENVTEST_ASSETS := $(shell hack/versions.sh print | sed -n 's/^ENVTEST_ASSETS=//p
 CONTROLLER_GEN := $(shell hack/versions.sh print | sed -n 's/^CONTROLLER_GEN=//p')
 export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
 export CONTROLLER_GEN
+HELM := $(shell hack/versions.sh print | sed -n 's/^HELM=//p')
+KUBECTL := $(shell hack/versions.sh print | sed -n 's/^KUBECTL=//p')
+# The manifest tests (internal/manifests) run helm and kubectl from these; they fail, not
+# skip, when make exported the paths and the binaries are missing.
+export HELM KUBECTL
+CHART := charts/stack-scim-operator
 
 GO_TEST_FLAGS ?= -count=1
 FUZZTIME ?= 10s
@@ -38,6 +44,7 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code from the API types.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(MAKE) --no-print-directory chart-crds
 
 .PHONY: fmt
 fmt: ## Run gofmt.
@@ -62,14 +69,15 @@ test: $(CONTROLLER_GEN) controlplane ## Run the whole test suite (unit, envtest,
 	hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: bench
-bench: controlplane ## Run the benchmarks and write a report under bench/out/.
-	@if [[ -x hack/bench.sh ]]; then hack/bench.sh; else echo "no benchmarks yet"; fi
+bench: controlplane ## Run the benchmarks and write bench/out/report.{md,json} (BENCH_FLAGS=-help for sizes).
+	go run ./cmd/bench $(BENCH_FLAGS)
 
 ##@ Run
 
 .PHONY: run-local
 run-local: $(CONTROLLER_GEN) controlplane ## Start a local control plane, the site simulator, a sample tenant and the manager.
-	go run ./cmd/run-local
+	go build -o bin/run-local ./cmd/run-local
+	bin/run-local
 
 .PHONY: install
 install: ## Install the CRDs into the cluster in KUBECONFIG.
@@ -86,3 +94,28 @@ undeploy: ## Remove the operator from the cluster in KUBECONFIG.
 .PHONY: clean
 clean: ## Remove built binaries (keeps the tool cache).
 	rm -rf bin/manager bin/site-simulator .local
+
+##@ Chart
+
+$(HELM):
+	hack/build-tools.sh helm
+
+.PHONY: helm
+helm: $(HELM) ## Build helm from the module proxy.
+
+# The tests lint and render the chart and kustomize config/default.
+test: $(HELM)
+
+.PHONY: chart-crds
+chart-crds: ## Copy the generated CRDs and manager ClusterRole rules into the chart (a test checks they match).
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+
+.PHONY: chart-lint
+chart-lint: $(HELM) ## Lint the chart.
+	$(HELM) lint --strict $(CHART)
+
+.PHONY: chart-template
+chart-template: $(HELM) ## Render the chart with its default values.
+	$(HELM) template stack-scim-operator $(CHART) --namespace stack-scim-system --include-crds

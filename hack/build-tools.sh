@@ -43,8 +43,14 @@ for w in "${want[@]}"; do
     controller-gen)
       build dev "$CONTROLLER_GEN" sigs.k8s.io/controller-tools/cmd/controller-gen
       ;;
+    helm)
+      # Without these, helm assumes Kubernetes 1.20 for kubeVersion checks and Capabilities.
+      helm_kube_minor=$(cut -d. -f2 <<<"${KUBERNETES_VERSION#v}")
+      build helm "$HELM" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$helm_kube_minor -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$helm_kube_minor"
+      ;;
     all)
       "$0" controller-gen controlplane kubectl
+      "$0" helm
       ;;
     *) log "unknown tool $w"; exit 2 ;;
   esac

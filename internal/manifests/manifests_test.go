@@ -1,0 +1,470 @@
+package manifests_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Run(m, func(e *testenv.Env) { env = e }))
+}
+
+var (
+	root      = testenv.RepoRoot()
+	chartDir  = filepath.Join(root, "charts", "stack-scim-operator")
+	crdBases  = filepath.Join(root, "config", "crd", "bases")
+	roleYAML  = filepath.Join(root, "config", "rbac", "role.yaml")
+	chartRole = filepath.Join(chartDir, "files", "manager-role.yaml")
+)
+
+// tool finds a pinned binary. `make test` exports its path (HELM, KUBECTL): then a
+// missing binary fails the test. Run by hand, the path comes from hack/versions.sh and a
+// missing binary skips, naming the make target that builds it.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	if p := os.Getenv(name); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s=%s is not there: build it with `make helm` / `make controlplane`: %v", name, p, err)
+		}
+		return p
+	}
+	out, err := exec.Command(filepath.Join(root, "hack", "versions.sh"), "print").Output()
+	if err != nil {
+		t.Fatalf("hack/versions.sh print: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if p, ok := strings.CutPrefix(line, name+"="); ok {
+			if _, err := os.Stat(p); err != nil {
+				t.Skipf("%s not built at %s; `make test` builds it", name, p)
+			}
+			return p
+		}
+	}
+	t.Fatalf("hack/versions.sh print has no %s", name)
+	return ""
+}
+
+// run runs a command in the repository root and returns its stdout; stderr goes into the
+// error.
+func run(bin string, args ...string) ([]byte, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = root
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, errors.New(strings.TrimSpace(stderr.String()) + ": " + err.Error())
+	}
+	return stdout.Bytes(), nil
+}
+
+// decode splits a multi-document YAML stream into objects, dropping empty documents.
+func decode(t *testing.T, data []byte) []*unstructured.Unstructured {
+	t.Helper()
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs
+			}
+			t.Fatalf("decoding rendered YAML: %v", err)
+		}
+		if len(m) > 0 {
+			objs = append(objs, &unstructured.Unstructured{Object: m})
+		}
+	}
+}
+
+// rendered is the output of one render, with typed access to the objects under test.
+type rendered []*unstructured.Unstructured
+
+func (r rendered) find(kind string) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range r {
+		if o.GetKind() == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// one converts the single object of a kind into a typed object.
+func one[T any](g Gomega, r rendered, kind string) *T {
+	objs := r.find(kind)
+	g.ExpectWithOffset(1, objs).To(HaveLen(1), "want exactly one %s", kind)
+	var typed T
+	g.ExpectWithOffset(1, runtime.DefaultUnstructuredConverter.FromUnstructured(objs[0].Object, &typed)).To(Succeed())
+	return &typed
+}
+
+var nsCounter atomic.Int64
+
+// newNamespaceName is a fresh namespace name; dryRun creates the namespace.
+func newNamespaceName() string {
+	return fmt.Sprintf("m%d-%d", time.Now().UnixNano()%1_000_000, nsCounter.Add(1))
+}
+
+// ensureNamespace creates a namespace that enforces the "restricted" Pod Security
+// Standard, so that the API server warns about any workload that would not run there.
+func ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted",
+	}}}
+	err := env.Client.Create(context.Background(), ns)
+	if apierrors.IsAlreadyExists(err) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), ns) })
+}
+
+// warnings collects the API server's warnings (deprecated APIs, Pod Security violations).
+type warnings struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, text)
+}
+
+func (w *warnings) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.list
+	w.list = nil
+	return out
+}
+
+// dryRun sends every object to the API server as a strict server-side dry-run: create, or
+// update when it exists already (the CRDs testenv installed, namespaces). Namespaces are
+// created for real first, since nothing can be dry-run into a missing namespace. Any
+// warning fails the object too: a workload that breaks the restricted Pod Security
+// Standard, or a deprecated API, only warns.
+func dryRun(t *testing.T, objs rendered) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	warned := &warnings{}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WarningHandler = warned
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" {
+			ensureNamespace(t, o.GetName())
+		}
+		if ns := o.GetNamespace(); ns != "" {
+			ensureNamespace(t, ns)
+		}
+	}
+	for _, o := range objs {
+		obj := o.DeepCopy()
+		what := obj.GetKind() + " " + obj.GetNamespace() + "/" + obj.GetName()
+		err := c.Create(ctx, obj, client.DryRunAll, client.FieldValidation("Strict"))
+		if apierrors.IsAlreadyExists(err) {
+			existing := &unstructured.Unstructured{}
+			existing.SetGroupVersionKind(obj.GroupVersionKind())
+			g.Expect(c.Get(ctx, client.ObjectKeyFromObject(obj), existing)).To(Succeed(), what)
+			obj.SetResourceVersion(existing.GetResourceVersion())
+			err = c.Update(ctx, obj, client.DryRunAll, client.FieldValidation("Strict"))
+		}
+		g.Expect(err).NotTo(HaveOccurred(), what)
+		g.Expect(warned.take()).To(BeEmpty(), "API server warnings for %s", what)
+	}
+}
+
+// installServiceMonitorCRD installs a minimal ServiceMonitor CRD (see testdata) so the
+// chart's ServiceMonitor can be dry-run; its spec is not checked beyond the envelope.
+func installServiceMonitorCRD(t *testing.T) {
+	t.Helper()
+	g := NewWithT(t)
+	data, err := os.ReadFile(filepath.Join("testdata", "servicemonitor-crd.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var crd apiextensionsv1.CustomResourceDefinition
+	g.Expect(yaml.UnmarshalStrict(data, &crd)).To(Succeed())
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, &crd); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("installing the ServiceMonitor CRD: %v", err)
+	}
+	g.Eventually(func(g Gomega) {
+		var got apiextensionsv1.CustomResourceDefinition
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&crd), &got)).To(Succeed())
+		established := slices.ContainsFunc(got.Status.Conditions, func(c apiextensionsv1.CustomResourceDefinitionCondition) bool {
+			return c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue
+		})
+		g.Expect(established).To(BeTrue())
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+}
+
+func TestChart_copiesOfGeneratedFilesAreCurrent(t *testing.T) {
+	g := NewWithT(t)
+	want, err := filepath.Glob(filepath.Join(crdBases, "*.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	got, err := filepath.Glob(filepath.Join(chartDir, "crds", "*.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	base := func(paths []string) []string {
+		out := make([]string, len(paths))
+		for i, p := range paths {
+			out[i] = filepath.Base(p)
+		}
+		return out
+	}
+	g.Expect(base(got)).To(Equal(base(want)), "chart CRDs differ from config/crd/bases: run `make chart-crds`")
+	pairs := map[string]string{roleYAML: chartRole}
+	for _, p := range want {
+		pairs[p] = filepath.Join(chartDir, "crds", filepath.Base(p))
+	}
+	for src, dst := range pairs {
+		a, err := os.ReadFile(src)
+		g.Expect(err).NotTo(HaveOccurred())
+		b, err := os.ReadFile(dst)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(b)).To(Equal(string(a)), "%s differs from %s: run `make chart-crds`", dst, src)
+	}
+}
+
+// generatedRules are the manager's rules as controller-gen wrote them.
+func generatedRules(g Gomega) []rbacv1.PolicyRule {
+	data, err := os.ReadFile(roleYAML)
+	g.Expect(err).NotTo(HaveOccurred())
+	var role rbacv1.ClusterRole
+	g.Expect(yaml.Unmarshal(data, &role)).To(Succeed())
+	g.Expect(role.Rules).NotTo(BeEmpty())
+	return role.Rules
+}
+
+func args(d *appsv1.Deployment) []string { return d.Spec.Template.Spec.Containers[0].Args }
+
+// expectHardenedManager checks what every rendering of the manager must have.
+func expectHardenedManager(g Gomega, d *appsv1.Deployment) {
+	pod := d.Spec.Template.Spec
+	g.Expect(pod.SecurityContext.RunAsNonRoot).To(HaveValue(BeTrue()))
+	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+	g.Expect(pod.Containers).To(HaveLen(1))
+	c := pod.Containers[0]
+	g.Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
+	g.Expect(c.SecurityContext.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
+	g.Expect(c.SecurityContext.Capabilities.Drop).To(ConsistOf(corev1.Capability("ALL")))
+	g.Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
+	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
+	g.Expect(c.Ports).To(ContainElement(And(
+		HaveField("Name", "probes"), HaveField("ContainerPort", int32(8081)))))
+	g.Expect(c.Args).To(ContainElement("--health-probe-bind-address=:8081"))
+	g.Expect(c.Resources.Requests).NotTo(BeEmpty())
+	g.Expect(c.Resources.Limits).NotTo(BeEmpty())
+}
+
+func TestChart_rendersValidObjects(t *testing.T) {
+	helm := tool(t, "HELM")
+	installServiceMonitorCRD(t)
+	tests := map[string]struct {
+		values string // file in testdata; "" renders the defaults
+		check  func(g Gomega, ns string, r rendered)
+	}{
+		"defaults": {
+			check: func(g Gomega, ns string, r rendered) {
+				d := one[appsv1.Deployment](g, r, "Deployment")
+				expectHardenedManager(g, d)
+				g.Expect(d.Spec.Replicas).To(HaveValue(Equal(int32(2))))
+				g.Expect(args(d)).To(ContainElement("--leader-elect"))
+				g.Expect(strings.Join(args(d), " ")).NotTo(ContainSubstring("--scim-external-url"))
+				svc := one[corev1.Service](g, r, "Service")
+				g.Expect(svc.Spec.Ports).To(ConsistOf(HaveField("Name", "scim"), HaveField("Name", "metrics")))
+				cr := one[rbacv1.ClusterRole](g, r, "ClusterRole")
+				g.Expect(cr.Rules).To(Equal(generatedRules(g)))
+				g.Expect(r.find("Role")).To(HaveLen(1), "leader election Role")
+				g.Expect(r.find("PodDisruptionBudget")).To(HaveLen(1))
+				g.Expect(r.find("CustomResourceDefinition")).To(HaveLen(2))
+				for _, kind := range []string{"Ingress", "ServiceMonitor", "NetworkPolicy", "ScimSettings", "Secret"} {
+					g.Expect(r.find(kind)).To(BeEmpty(), kind)
+				}
+			},
+		},
+		"ingress, TLS, ServiceMonitor, NetworkPolicy and a tenant": {
+			values: "values-full.yaml",
+			check: func(g Gomega, ns string, r rendered) {
+				d := one[appsv1.Deployment](g, r, "Deployment")
+				expectHardenedManager(g, d)
+				g.Expect(args(d)).To(ContainElements(
+					"--scim-external-url=https://scim.example.com",
+					"--scim-tls-cert-file=/etc/scim-tls/tls.crt",
+					"--watch-namespace=tenants",
+					"--zap-log-level=debug"))
+				ing := one[networkingv1.Ingress](g, r, "Ingress")
+				g.Expect(ing.Spec.IngressClassName).To(HaveValue(Equal("nginx")))
+				g.Expect(ing.Spec.TLS).To(ConsistOf(HaveField("SecretName", "scim-example-tls")))
+				g.Expect(ing.Annotations).To(HaveKeyWithValue("cert-manager.io/cluster-issuer", "letsencrypt"))
+				g.Expect(ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Port.Name).To(Equal("scim"))
+				g.Expect(r.find("ServiceMonitor")).To(HaveLen(1))
+				np := one[networkingv1.NetworkPolicy](g, r, "NetworkPolicy")
+				g.Expect(np.Spec.PolicyTypes).To(ConsistOf(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))
+				s := one[scimv1.ScimSettings](g, r, "ScimSettings")
+				g.Expect(s.Namespace).To(Equal(ns))
+				g.Expect(s.Spec.BasePath).To(Equal("/scim/v2/acme"))
+				g.Expect(s.Spec.AllowModeratorPromotion).To(BeTrue())
+				g.Expect(s.Spec.BearerTokenSecretRef).To(Equal(scimv1.BearerTokenSecretReference{
+					Name: "acme-scim-token", Key: "token", NextKey: "next"}))
+				g.Expect(s.Spec.Site.URL).To(Equal("https://stack.example.com/api/scim/v2"))
+				g.Expect(s.Spec.Site.Timeout.Duration).To(Equal(10 * time.Second))
+				g.Expect(s.Spec.Site.RequestsPerSecond).To(Equal(int32(5)))
+				g.Expect(r.find("Secret")).To(HaveLen(2))
+			},
+		},
+		"one replica without leader election": {
+			values: "values-single.yaml",
+			check: func(g Gomega, ns string, r rendered) {
+				d := one[appsv1.Deployment](g, r, "Deployment")
+				expectHardenedManager(g, d)
+				g.Expect(d.Spec.Replicas).To(HaveValue(Equal(int32(1))))
+				g.Expect(args(d)).NotTo(ContainElement("--leader-elect"))
+				g.Expect(args(d)).To(ContainElement("--scim-external-url=https://scim.internal.example.com"))
+				g.Expect(r.find("Role")).To(BeEmpty(), "no leader election, no Role")
+				g.Expect(r.find("PodDisruptionBudget")).To(BeEmpty(), "a PDB would block drains with one replica")
+				g.Expect(r.find("Secret")).To(BeEmpty(), "tokens come from existing Secrets")
+				s := one[scimv1.ScimSettings](g, r, "ScimSettings")
+				g.Expect(s.Spec.Site.TokenSecretRef).To(Equal(scimv1.SecretKeyReference{Name: "site-token", Key: "scim"}))
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := newNamespaceName()
+			lintArgs := []string{"lint", "--strict", chartDir}
+			tmplArgs := []string{"template", "scim", chartDir, "--namespace", ns, "--include-crds"}
+			if tc.values != "" {
+				f := filepath.Join("internal", "manifests", "testdata", tc.values)
+				lintArgs = append(lintArgs, "-f", f)
+				tmplArgs = append(tmplArgs, "-f", f)
+			}
+			out, err := run(helm, lintArgs...)
+			g.Expect(err).NotTo(HaveOccurred(), "helm lint: %s", out)
+			out, err = run(helm, tmplArgs...)
+			g.Expect(err).NotTo(HaveOccurred(), "helm template")
+			r := rendered(decode(t, out))
+			tc.check(g, ns, r)
+			dryRun(t, r)
+		})
+	}
+}
+
+func TestChart_rejectsBadValues(t *testing.T) {
+	helm := tool(t, "HELM")
+	tests := map[string]struct {
+		values  string
+		wantErr string
+	}{
+		"misspelt key (schema)":                    {values: "values-bad-typo.yaml", wantErr: "ingres"},
+		"several replicas without leader election": {values: "values-bad-leader.yaml", wantErr: "leaderElection.enabled=false needs replicaCount: 1"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			_, err := run(helm, "template", "scim", chartDir, "-f", filepath.Join("internal", "manifests", "testdata", tc.values))
+			g.Expect(err).To(MatchError(ContainSubstring(tc.wantErr)))
+		})
+	}
+}
+
+func TestChart_notesTellHowToFindTheSCIMURL(t *testing.T) {
+	helm := tool(t, "HELM")
+	g := NewWithT(t)
+	// NOTES.txt renders only on install; even a client-side dry-run asks the cluster for its
+	// version, so point helm at the test control plane.
+	out, err := run(helm, "install", "scim", chartDir, "--namespace", "ops", "--dry-run=client",
+		"--kubeconfig", writeKubeconfig(t),
+		"--set", "ingress.enabled=true", "--set", "ingress.host=scim.example.com", "--set", "ingress.tls.enabled=true")
+	g.Expect(err).NotTo(HaveOccurred())
+	notes := string(out[bytes.Index(out, []byte("NOTES:")):])
+	g.Expect(notes).To(ContainSubstring("kubectl get scimsettings -A -o wide"))
+	g.Expect(notes).To(ContainSubstring("(here: https://scim.example.com)"))
+}
+
+// writeKubeconfig writes a kubeconfig for the test control plane.
+func writeKubeconfig(t *testing.T) string {
+	t.Helper()
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{
+		ClientCertificateData: env.Config.CertData, ClientKeyData: env.Config.KeyData, Token: env.Config.BearerToken,
+	}
+	cfg.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	cfg.CurrentContext = "envtest"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatalf("writing kubeconfig: %v", err)
+	}
+	return path
+}
+
+func TestKustomize_defaultAndSamplesAreValid(t *testing.T) {
+	kubectl := tool(t, "KUBECTL")
+	t.Run("config/default", func(t *testing.T) {
+		g := NewWithT(t)
+		out, err := run(kubectl, "kustomize", "config/default")
+		g.Expect(err).NotTo(HaveOccurred())
+		r := rendered(decode(t, out))
+		d := one[appsv1.Deployment](g, r, "Deployment")
+		expectHardenedManager(g, d)
+		g.Expect(d.Namespace).To(Equal("stack-scim-system"))
+		g.Expect(args(d)).To(ContainElement("--leader-elect"))
+		cr := one[rbacv1.ClusterRole](g, r, "ClusterRole")
+		g.Expect(cr.Rules).To(Equal(generatedRules(g)))
+		g.Expect(r.find("CustomResourceDefinition")).To(HaveLen(2))
+		dryRun(t, r)
+	})
+	t.Run("config/samples", func(t *testing.T) {
+		g := NewWithT(t)
+		out, err := run(kubectl, "kustomize", "config/samples")
+		g.Expect(err).NotTo(HaveOccurred())
+		r := rendered(decode(t, out))
+		g.Expect(r.find("ScimSettings")).To(HaveLen(1))
+		g.Expect(r.find("StackUser")).To(HaveLen(1))
+		ns := newNamespaceName()
+		for _, o := range r {
+			o.SetNamespace(ns)
+		}
+		dryRun(t, r)
+	})
+}
