@@ -65,7 +65,7 @@ type MultiValuedAttribute struct {
 
 // StackUserSpec is the desired state of one user, as the identity provider (or a GitOps
 // repository) describes it.
-// +kubebuilder:validation:XValidation:rule="!has(self.emails) || self.emails.filter(e, e.primary).size() <= 1",message="at most one email may be primary"
+// +kubebuilder:validation:XValidation:rule="!has(self.emails) || self.emails.filter(e, has(e.primary) && e.primary).size() <= 1",message="at most one email may be primary"
 type StackUserSpec struct {
 	// settingsRef names the ScimSettings (SCIM tenant and downstream site) this user belongs to.
 	// +required

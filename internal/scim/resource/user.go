@@ -1,0 +1,631 @@
+// Package resource maps StackUsers to SCIM User resources (RFC 7643) and back, and
+// describes the server's schemas for discovery.
+//
+// The role travels as `stackUserType` under the vendor extension SchemaStack (and as core
+// `userType`); attributes the StackUser has no field for are kept verbatim in
+// spec.additionalAttributes so that Okta's GET-then-PUT round trip changes nothing.
+package resource
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/scim/filter"
+	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
+)
+
+// Schema URNs.
+const (
+	SchemaUser                  = "urn:ietf:params:scim:schemas:core:2.0:User"
+	SchemaGroup                 = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	SchemaEnterprise            = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+	SchemaListResponse          = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+	SchemaServiceProviderConfig = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+	SchemaResourceType          = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
+	SchemaSchema                = "urn:ietf:params:scim:schemas:core:2.0:Schema"
+	// SchemaStack is this server's vendor extension: it carries `stackUserType`, the
+	// user's Stack Internal Enterprise role. Responses always put the role here (and in
+	// core userType); requests may send it here, top level, or under any extension.
+	SchemaStack = "urn:ietf:params:scim:schemas:extension:stackoverflow:2.0:User"
+)
+
+// RoleAttribute is the name of the role attribute.
+const RoleAttribute = "stackUserType"
+
+// KnownSchemas are the schema URNs the server defines.
+var KnownSchemas = []string{SchemaUser, SchemaEnterprise, SchemaStack}
+
+// ToSCIM renders a StackUser as a SCIM User document. location is the absolute URL of the
+// resource (meta.location).
+func ToSCIM(u *scimv1.StackUser, location string) map[string]any {
+	s := &u.Spec
+	doc := map[string]any{
+		"id":       u.Name,
+		"userName": s.UserName,
+		"active":   s.Active == nil || *s.Active,
+	}
+	putString(doc, "externalId", s.ExternalID)
+	putString(doc, "displayName", s.DisplayName)
+	putString(doc, "nickName", s.NickName)
+	putString(doc, "profileUrl", s.ProfileURL)
+	putString(doc, "title", s.Title)
+	putString(doc, "preferredLanguage", s.PreferredLanguage)
+	putString(doc, "locale", s.Locale)
+	putString(doc, "timezone", s.Timezone)
+	if n := s.Name; n != nil {
+		m := map[string]any{}
+		putString(m, "formatted", n.Formatted)
+		putString(m, "familyName", n.FamilyName)
+		putString(m, "givenName", n.GivenName)
+		putString(m, "middleName", n.MiddleName)
+		putString(m, "honorificPrefix", n.HonorificPrefix)
+		putString(m, "honorificSuffix", n.HonorificSuffix)
+		if len(m) > 0 {
+			doc["name"] = m
+		}
+	}
+	if l := multiToSCIM(s.Emails); l != nil {
+		doc["emails"] = l
+	}
+	if l := multiToSCIM(s.PhoneNumbers); l != nil {
+		doc["phoneNumbers"] = l
+	}
+	ent := map[string]any{}
+	putString(ent, "department", s.Department)
+	if e := s.Enterprise; e != nil {
+		putString(ent, "employeeNumber", e.EmployeeNumber)
+		putString(ent, "costCenter", e.CostCenter)
+		putString(ent, "organization", e.Organization)
+		putString(ent, "division", e.Division)
+		if m := e.Manager; m != nil && (m.Value != "" || m.DisplayName != "") {
+			mm := map[string]any{}
+			putString(mm, "value", m.Value)
+			putString(mm, "displayName", m.DisplayName)
+			ent["manager"] = mm
+		}
+	}
+	if len(ent) > 0 {
+		doc[SchemaEnterprise] = ent
+	}
+	if s.Role != nil {
+		doc["userType"] = string(*s.Role)
+		doc[SchemaStack] = map[string]any{RoleAttribute: string(*s.Role)}
+	}
+	// Attributes without a field come back as they were stored.
+	for k, v := range additional(s.AdditionalAttributes) {
+		existing, ok := doc[k]
+		if !ok {
+			doc[k] = v
+			continue
+		}
+		em, ok1 := existing.(map[string]any)
+		vm, ok2 := v.(map[string]any)
+		if ok1 && ok2 {
+			for sk, sv := range vm {
+				if _, taken := em[sk]; !taken {
+					em[sk] = sv
+				}
+			}
+		}
+	}
+	schemas := []any{SchemaUser}
+	var exts []string
+	for k, v := range doc {
+		if _, isMap := v.(map[string]any); isMap && strings.HasPrefix(strings.ToLower(k), "urn:") {
+			exts = append(exts, k)
+		}
+	}
+	sort.Slice(exts, func(i, j int) bool {
+		return schemaRank(exts[i]) < schemaRank(exts[j]) || (schemaRank(exts[i]) == schemaRank(exts[j]) && exts[i] < exts[j])
+	})
+	for _, e := range exts {
+		schemas = append(schemas, e)
+	}
+	doc["schemas"] = schemas
+	created := u.CreationTimestamp.UTC()
+	lastModified := created.Format(time.RFC3339)
+	if lm := u.Annotations[audit.AnnotationLastModified]; lm != "" {
+		lastModified = lm
+	}
+	doc["meta"] = map[string]any{
+		"resourceType": "User",
+		"created":      created.Format(time.RFC3339),
+		"lastModified": lastModified,
+		"location":     location,
+		"version":      Version(u),
+	}
+	return doc
+}
+
+func schemaRank(s string) int {
+	switch s {
+	case SchemaEnterprise:
+		return 0
+	case SchemaStack:
+		return 1
+	}
+	return 2
+}
+
+// Version is the resource's ETag: a weak tag of the spec generation, which changes on
+// every spec write and only then.
+func Version(u *scimv1.StackUser) string {
+	return fmt.Sprintf(`W/"%d"`, u.Generation)
+}
+
+func putString(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+func multiToSCIM(vs []scimv1.MultiValuedAttribute) []any {
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]any, 0, len(vs))
+	for _, v := range vs {
+		m := map[string]any{"value": v.Value}
+		putString(m, "type", v.Type)
+		putString(m, "display", v.Display)
+		m["primary"] = v.Primary
+		out = append(out, m)
+	}
+	return out
+}
+
+func additional(j *apiextensionsv1.JSON) map[string]any {
+	if j == nil || len(j.Raw) == 0 {
+		return nil
+	}
+	d := json.NewDecoder(bytes.NewReader(j.Raw))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil
+	}
+	return m
+}
+
+// Options configure FromSCIM.
+type Options struct {
+	// RoleSchemas restricts the extension URNs whose stackUserType counts as the role
+	// (ScimSettings spec.roleAttributeSchemas). Empty: any extension and the top level.
+	// SchemaStack and core userType always count.
+	RoleSchemas []string
+}
+
+func (o Options) roleSchemaAllowed(urn string) bool {
+	if len(o.RoleSchemas) == 0 || strings.EqualFold(urn, SchemaStack) {
+		return true
+	}
+	for _, s := range o.RoleSchemas {
+		if strings.EqualFold(s, urn) {
+			return true
+		}
+	}
+	return false
+}
+
+// ignored are attributes a client may send that are never stored: read-only ones the
+// server assigns, and password (accepted, never stored or returned).
+var ignored = map[string]bool{"schemas": true, "id": true, "meta": true, "groups": true, "password": true}
+
+// FromSCIM reads a SCIM User document into a StackUserSpec (settingsRef is left empty).
+// Attribute names match case-insensitively; booleans may be strings ("True"); anything
+// unknown is kept in additionalAttributes. Errors are 400 SCIM errors.
+func FromSCIM(doc map[string]any, opts Options) (scimv1.StackUserSpec, error) {
+	var spec scimv1.StackUserSpec
+	doc = nestURNKeys(doc)
+	extra := map[string]any{}
+	var roleCandidates []roleCandidate
+	var err error
+	str := func(name string, v any) string {
+		if err != nil {
+			return ""
+		}
+		var s string
+		s, err = asString(name, v)
+		return s
+	}
+	for _, k := range sortedKeys(doc) {
+		v := doc[k]
+		lk := strings.ToLower(k)
+		if ignored[lk] {
+			continue
+		}
+		switch lk {
+		case "username":
+			spec.UserName = str("userName", v)
+		case "externalid":
+			spec.ExternalID = str("externalId", v)
+		case "displayname":
+			spec.DisplayName = str("displayName", v)
+		case "nickname":
+			spec.NickName = str("nickName", v)
+		case "profileurl":
+			spec.ProfileURL = str("profileUrl", v)
+		case "title":
+			spec.Title = str("title", v)
+		case "preferredlanguage":
+			spec.PreferredLanguage = str("preferredLanguage", v)
+		case "locale":
+			spec.Locale = str("locale", v)
+		case "timezone":
+			spec.Timezone = str("timezone", v)
+		case "usertype":
+			roleCandidates = append(roleCandidates, roleCandidate{rank: 3, source: "userType", value: v})
+		case "stackusertype":
+			if len(opts.RoleSchemas) == 0 {
+				roleCandidates = append(roleCandidates, roleCandidate{rank: 2, source: RoleAttribute, value: v})
+			} else {
+				extra[k] = v
+			}
+		case "active":
+			if err == nil {
+				var b *bool
+				b, err = asBool("active", v)
+				spec.Active = b
+			}
+		case "name":
+			if err == nil {
+				spec.Name, err = nameFrom(v)
+			}
+		case "emails":
+			if err == nil {
+				spec.Emails, err = multiFrom("emails", v)
+			}
+		case "phonenumbers":
+			if err == nil {
+				spec.PhoneNumbers, err = multiFrom("phoneNumbers", v)
+			}
+		default:
+			m, isMap := v.(map[string]any)
+			if !strings.HasPrefix(lk, "urn:") || !isMap {
+				extra[k] = v
+				continue
+			}
+			rest := map[string]any{}
+			for _, sk := range sortedKeys(m) {
+				sv := m[sk]
+				if strings.EqualFold(sk, RoleAttribute) && opts.roleSchemaAllowed(k) {
+					rank := 1
+					if strings.EqualFold(k, SchemaStack) {
+						rank = 0
+					}
+					roleCandidates = append(roleCandidates, roleCandidate{rank: rank, source: k + ":" + RoleAttribute, value: sv})
+					continue
+				}
+				if strings.EqualFold(k, SchemaEnterprise) && err == nil {
+					if handled, e := enterpriseFrom(&spec, sk, sv); handled || e != nil {
+						err = e
+						continue
+					}
+				}
+				rest[sk] = sv
+			}
+			if len(rest) > 0 {
+				extra[k] = rest
+			}
+		}
+		if err != nil {
+			return spec, err
+		}
+	}
+	if strings.TrimSpace(spec.UserName) == "" {
+		return spec, scimerr.BadRequest(scimerr.InvalidValue, "userName is required")
+	}
+	role, err := pickRole(roleCandidates)
+	if err != nil {
+		return spec, err
+	}
+	spec.Role = role
+	if spec.Active == nil {
+		t := true
+		spec.Active = &t
+	}
+	if len(extra) > 0 {
+		raw, jerr := json.Marshal(extra)
+		if jerr != nil {
+			return spec, scimerr.BadRequest(scimerr.InvalidValue, "unsupported attribute values: %v", jerr)
+		}
+		spec.AdditionalAttributes = &apiextensionsv1.JSON{Raw: raw}
+	}
+	return spec, nil
+}
+
+// nestURNKeys turns top-level keys such as
+// "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" into the nested
+// form, so both spellings map the same way.
+func nestURNKeys(doc map[string]any) map[string]any {
+	var moved bool
+	for k, v := range doc {
+		if _, isMap := v.(map[string]any); isMap || !strings.HasPrefix(strings.ToLower(k), "urn:") {
+			continue
+		}
+		if i := strings.LastIndexByte(k, ':'); i > 0 && i < len(k)-1 {
+			moved = true
+		}
+	}
+	if !moved {
+		return doc
+	}
+	out := make(map[string]any, len(doc))
+	for k, v := range doc {
+		out[k] = v
+	}
+	for _, k := range sortedKeys(doc) {
+		v := doc[k]
+		if _, isMap := v.(map[string]any); isMap || !strings.HasPrefix(strings.ToLower(k), "urn:") {
+			continue
+		}
+		i := strings.LastIndexByte(k, ':')
+		if i <= 0 || i == len(k)-1 {
+			continue
+		}
+		urn, attr := k[:i], k[i+1:]
+		delete(out, k)
+		if strings.EqualFold(urn, SchemaUser) {
+			if _, exists := filter.KeyCI(out, attr); !exists {
+				out[attr] = v
+			}
+			continue
+		}
+		ek, ok := filter.KeyCI(out, urn)
+		if !ok {
+			ek = urn
+			out[ek] = map[string]any{}
+		}
+		m, isMap := out[ek].(map[string]any)
+		if !isMap {
+			continue
+		}
+		cp := make(map[string]any, len(m)+1)
+		for mk, mv := range m {
+			cp[mk] = mv
+		}
+		cp[attr] = v
+		out[ek] = cp
+	}
+	return out
+}
+
+type roleCandidate struct {
+	rank   int // lower wins: vendor extension, other extensions, top level, userType
+	source string
+	value  any
+}
+
+func pickRole(cands []roleCandidate) (*scimv1.Role, error) {
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].rank < cands[j].rank })
+	for _, c := range cands {
+		if c.value == nil {
+			continue
+		}
+		s, ok := c.value.(string)
+		if !ok {
+			return nil, scimerr.BadRequest(scimerr.InvalidValue, "%s must be a string: one of Registered, Moderator or Admin", c.source)
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		r, err := ParseRole(s)
+		if err != nil {
+			return nil, scimerr.BadRequest(scimerr.InvalidValue, "%s %q is not a Stack Internal role: use Registered, Moderator or Admin", c.source, s)
+		}
+		return &r, nil
+	}
+	return nil, nil
+}
+
+// ParseRole matches a role name case-insensitively.
+func ParseRole(s string) (scimv1.Role, error) {
+	for _, r := range scimv1.Roles {
+		if strings.EqualFold(string(r), s) {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown role %q", s)
+}
+
+func enterpriseFrom(spec *scimv1.StackUserSpec, k string, v any) (bool, error) {
+	ent := func() *scimv1.EnterpriseAttributes {
+		if spec.Enterprise == nil {
+			spec.Enterprise = &scimv1.EnterpriseAttributes{}
+		}
+		return spec.Enterprise
+	}
+	var err error
+	switch strings.ToLower(k) {
+	case "department":
+		spec.Department, err = asString("department", v)
+	case "employeenumber":
+		var s string
+		if s, err = asString("employeeNumber", v); s != "" {
+			ent().EmployeeNumber = s
+		}
+	case "costcenter":
+		var s string
+		if s, err = asString("costCenter", v); s != "" {
+			ent().CostCenter = s
+		}
+	case "organization":
+		var s string
+		if s, err = asString("organization", v); s != "" {
+			ent().Organization = s
+		}
+	case "division":
+		var s string
+		if s, err = asString("division", v); s != "" {
+			ent().Division = s
+		}
+	case "manager":
+		var m *scimv1.Manager
+		switch x := v.(type) {
+		case nil:
+		case string:
+			if x != "" {
+				m = &scimv1.Manager{Value: x}
+			}
+		case map[string]any:
+			mv, _ := filter.GetCI(x, "value")
+			md, _ := filter.GetCI(x, "displayName")
+			var val, disp string
+			if val, err = asString("manager.value", mv); err == nil {
+				disp, err = asString("manager.displayName", md)
+			}
+			if val != "" || disp != "" {
+				m = &scimv1.Manager{Value: val, DisplayName: disp}
+			}
+		default:
+			err = scimerr.BadRequest(scimerr.InvalidValue, "manager must be an object with value and displayName")
+		}
+		if m != nil {
+			ent().Manager = m
+		}
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+func asString(name string, v any) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	case json.Number:
+		return x.String(), nil
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	}
+	return "", scimerr.BadRequest(scimerr.InvalidValue, "%s must be a string", name)
+}
+
+// asBool accepts JSON booleans and Entra's string booleans ("True", "false").
+func asBool(name string, v any) (*bool, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case bool:
+		return &x, nil
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "true":
+			t := true
+			return &t, nil
+		case "false":
+			f := false
+			return &f, nil
+		}
+	}
+	return nil, scimerr.BadRequest(scimerr.InvalidValue, "%s must be true or false", name)
+}
+
+func nameFrom(v any) (*scimv1.Name, error) {
+	if v == nil {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, scimerr.BadRequest(scimerr.InvalidValue, "name must be an object with givenName, familyName, ...")
+	}
+	var n scimv1.Name
+	fields := []struct {
+		key string
+		dst *string
+	}{
+		{"formatted", &n.Formatted}, {"familyName", &n.FamilyName}, {"givenName", &n.GivenName},
+		{"middleName", &n.MiddleName}, {"honorificPrefix", &n.HonorificPrefix}, {"honorificSuffix", &n.HonorificSuffix},
+	}
+	for _, f := range fields {
+		fv, _ := filter.GetCI(m, f.key)
+		s, err := asString("name."+f.key, fv)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = s
+	}
+	if n == (scimv1.Name{}) {
+		return nil, nil
+	}
+	return &n, nil
+}
+
+func multiFrom(name string, v any) ([]scimv1.MultiValuedAttribute, error) {
+	var list []any
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case []any:
+		list = x
+	case map[string]any:
+		list = []any{x}
+	default:
+		return nil, scimerr.BadRequest(scimerr.InvalidValue, "%s must be a list of objects with value, type and primary", name)
+	}
+	var out []scimv1.MultiValuedAttribute
+	seenPrimary := false
+	for _, el := range list {
+		var a scimv1.MultiValuedAttribute
+		switch x := el.(type) {
+		case string:
+			a.Value = x
+		case map[string]any:
+			var err error
+			get := func(k string) any { v, _ := filter.GetCI(x, k); return v }
+			if a.Value, err = asString(name+".value", get("value")); err != nil {
+				return nil, err
+			}
+			if a.Type, err = asString(name+".type", get("type")); err != nil {
+				return nil, err
+			}
+			if a.Display, err = asString(name+".display", get("display")); err != nil {
+				return nil, err
+			}
+			p, err := asBool(name+".primary", get("primary"))
+			if err != nil {
+				return nil, err
+			}
+			a.Primary = p != nil && *p
+		case nil:
+			continue
+		default:
+			return nil, scimerr.BadRequest(scimerr.InvalidValue, "%s must be a list of objects with value, type and primary", name)
+		}
+		if a.Value == "" {
+			// Okta sends empty secondary e-mails; they carry nothing.
+			continue
+		}
+		if a.Primary {
+			if seenPrimary {
+				a.Primary = false // at most one primary; the first wins
+			}
+			seenPrimary = true
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,245 @@
+package server_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/index"
+	"github.com/stackscim/stack-scim-operator/internal/listener"
+	"github.com/stackscim/stack-scim-operator/internal/scim/server"
+	"github.com/stackscim/stack-scim-operator/internal/testenv"
+)
+
+var (
+	env *testenv.Env
+
+	startOnce sync.Once
+	serverURL string
+	mgr       ctrl.Manager
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Run(m, func(e *testenv.Env) { env = e }))
+}
+
+// startServer runs one manager with the SCIM server on 127.0.0.1:0 for the whole package;
+// each test gets its own namespace and tenant.
+func startServer(t *testing.T) string {
+	t.Helper()
+	startOnce.Do(func() {
+		if os.Getenv("SCIM_TEST_LOG") != "" {
+			ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+		}
+		var err error
+		mgr, err = ctrl.NewManager(env.Config, ctrl.Options{
+			Scheme:                 env.Scheme,
+			Metrics:                metricsserver.Options{BindAddress: "0"},
+			HealthProbeBindAddress: "0",
+		})
+		if err != nil {
+			t.Fatalf("manager: %v", err)
+		}
+		if err := index.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
+			t.Fatalf("indexes: %v", err)
+		}
+		addr := make(chan net.Addr, 1)
+		if _, _, err := server.AddToManager(mgr, server.Options{StatusInterval: time.Second},
+			listener.Options{Addr: "127.0.0.1:0"}, func(a net.Addr) { addr <- a }); err != nil {
+			t.Fatalf("adding SCIM server: %v", err)
+		}
+		go func() {
+			if err := mgr.Start(context.Background()); err != nil {
+				panic(err)
+			}
+		}()
+		select {
+		case a := <-addr:
+			serverURL = "http://" + a.String()
+		case <-time.After(60 * time.Second):
+			t.Fatalf("SCIM listener did not start")
+		}
+	})
+	if serverURL == "" {
+		t.Fatal("SCIM server not running")
+	}
+	return serverURL
+}
+
+// tenant is one ScimSettings with its token Secret, in a namespace of its own.
+type tenant struct {
+	t        *testing.T
+	ns, name string
+	token    string
+	base     string // absolute base URL
+	path     string // base path
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newTenant(t *testing.T, mutate ...func(*scimv1.ScimSettings)) *tenant {
+	t.Helper()
+	g := NewWithT(t)
+	url := startServer(t)
+	ns := env.Namespace(t)
+	tn := &tenant{t: t, ns: ns, name: "acme", token: randomToken()}
+	ctx := context.Background()
+	g.Expect(env.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scim-token"},
+		Data:       map[string][]byte{"token": []byte(tn.token + "\n")},
+	})).To(Succeed())
+	s := &scimv1.ScimSettings{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tn.name},
+		Spec: scimv1.ScimSettingsSpec{
+			BearerTokenSecretRef: scimv1.BearerTokenSecretReference{Name: "scim-token", Key: "token"},
+			Site:                 scimv1.SiteSpec{URL: "https://site.example", TokenSecretRef: scimv1.SecretKeyReference{Name: "site-token"}},
+		},
+	}
+	for _, m := range mutate {
+		m(s)
+	}
+	g.Expect(env.Client.Create(ctx, s)).To(Succeed())
+	tn.path = s.EffectiveBasePath()
+	tn.base = url + tn.path
+	// The server sees the tenant (and its Secret) once its cache has them.
+	g.Eventually(func() int {
+		resp, _ := tn.do("GET", "/ServiceProviderConfig", nil)
+		return resp.StatusCode
+	}, 20*time.Second, 50*time.Millisecond).Should(Equal(http.StatusOK))
+	return tn
+}
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// do sends a request with the tenant's token (unless an Authorization header is given)
+// and decodes the JSON answer.
+func (tn *tenant) do(method, path string, body any, headers ...string) (*http.Response, map[string]any) {
+	tn.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			tn.t.Fatalf("marshal: %v", err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, tn.base+path, rd)
+	if err != nil {
+		tn.t.Fatalf("request: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tn.token)
+	req.Header.Set("User-Agent", "Okta SCIM Client 1.0.0")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/scim+json; charset=utf-8")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		tn.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tn.t.Fatalf("reading body: %v", err)
+	}
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			tn.t.Fatalf("gzip: %v", err)
+		}
+		data, _ = io.ReadAll(zr)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return resp, nil
+	}
+	var out map[string]any
+	if err := json.Unmarshal(data, &out); err != nil {
+		tn.t.Fatalf("%s %s answered %d with non-JSON %q", method, path, resp.StatusCode, data)
+	}
+	return resp, out
+}
+
+// expectError checks a SCIM error response.
+func expectError(g Gomega, resp *http.Response, body map[string]any, status int, scimType string) {
+	g.ExpectWithOffset(1, resp.StatusCode).To(Equal(status), "body: %v", body)
+	g.ExpectWithOffset(1, resp.Header.Get("Content-Type")).To(HavePrefix("application/scim+json"))
+	g.ExpectWithOffset(1, body).To(HaveKeyWithValue("schemas", []any{"urn:ietf:params:scim:api:messages:2.0:Error"}))
+	g.ExpectWithOffset(1, body).To(HaveKeyWithValue("status", itoa(status)))
+	g.ExpectWithOffset(1, body["detail"]).NotTo(BeEmpty())
+	if scimType != "" {
+		g.ExpectWithOffset(1, body).To(HaveKeyWithValue("scimType", scimType))
+	}
+}
+
+func itoa(i int) string {
+	b, _ := json.Marshal(i)
+	return string(b)
+}
+
+func oktaUser(userName string) map[string]any {
+	return map[string]any{
+		"schemas":     []any{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName":    userName,
+		"name":        map[string]any{"givenName": "Test", "familyName": "User"},
+		"emails":      []any{map[string]any{"primary": true, "value": userName, "type": "work"}},
+		"displayName": "Test User",
+		"locale":      "en-US",
+		"externalId":  "00u" + randomToken()[:8],
+		"groups":      []any{},
+		"password":    "S3cret!" + randomToken(),
+		"active":      true,
+	}
+}
+
+// create POSTs a user and returns its document.
+func (tn *tenant) create(g Gomega, body map[string]any) map[string]any {
+	resp, doc := tn.do("POST", "/Users", body)
+	g.ExpectWithOffset(1, resp.StatusCode).To(Equal(http.StatusCreated), "body: %v", doc)
+	return doc
+}
+
+func (tn *tenant) user(g Gomega, id string) *scimv1.StackUser {
+	var u scimv1.StackUser
+	g.ExpectWithOffset(1, env.Client.Get(context.Background(), keyOf(tn.ns, id), &u)).To(Succeed())
+	return &u
+}
+
+func keyOf(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}

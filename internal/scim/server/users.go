@@ -1,0 +1,608 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/index"
+	"github.com/stackscim/stack-scim-operator/internal/scim/filter"
+	"github.com/stackscim/stack-scim-operator/internal/scim/patch"
+	"github.com/stackscim/stack-scim-operator/internal/scim/resource"
+	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
+)
+
+// NameFor is the object name a SCIM POST gives a user: a hash of tenant and lower-cased
+// userName, so that concurrent duplicate POSTs, on any replica, race for the same name
+// and the API server lets exactly one win.
+func NameFor(tenant, userName string) string {
+	sum := sha256.Sum256([]byte(tenant + "\x00" + strings.ToLower(userName)))
+	return "u-" + hex.EncodeToString(sum[:])[:20]
+}
+
+// writeTimeout bounds the work of one write request. Writes run on a context detached
+// from the client's, so a client hanging up cannot leave a write half recorded.
+const writeTimeout = 45 * time.Second
+
+func writeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), writeTimeout)
+}
+
+func (s *Server) location(q *request, id string) string {
+	return q.baseURL + "/Users/" + url.PathEscape(id)
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (s *Server) project(q *request, doc map[string]any) map[string]any {
+	qv := q.r.URL.Query()
+	return resource.Project(doc, splitList(qv.Get("attributes")), splitList(qv.Get("excludedAttributes")))
+}
+
+func (s *Server) writeUser(q *request, status int, u *scimv1.StackUser) {
+	loc := s.location(q, u.Name)
+	q.w.Header().Set("ETag", resource.Version(u))
+	if status == http.StatusCreated {
+		q.w.Header().Set("Location", loc)
+	}
+	writeJSON(q.w, q.r, status, s.project(q, resource.ToSCIM(u, loc)))
+}
+
+func notFound(id string) error {
+	return scimerr.New(http.StatusNotFound, "", "no user with id %q in this tenant", truncate(id, 256))
+}
+
+// findUser reads a tenant's user by id: from the cache, overlaid with this replica's own
+// recent writes, else live from the API server so a just-created user is found even on
+// another replica. Users of other tenants and users being deleted are 404.
+func (s *Server) findUser(ctx context.Context, q *request, id string, live bool) (*scimv1.StackUser, error) {
+	if len(validation.IsDNS1123Subdomain(id)) > 0 {
+		return nil, notFound(id)
+	}
+	key := types.NamespacedName{Namespace: q.tenant.Namespace, Name: id}
+	u := &scimv1.StackUser{}
+	var err error
+	if !live {
+		err = s.opts.Client.Get(ctx, key, u)
+		if err == nil {
+			var gone bool
+			if u, gone = s.recent.overlay(key, u); gone {
+				return nil, notFound(id)
+			}
+		}
+	}
+	if live || apierrors.IsNotFound(err) {
+		u = &scimv1.StackUser{}
+		err = s.opts.APIReader.Get(ctx, key, u)
+	}
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, notFound(id)
+		}
+		return nil, s.apiError(err, "reading user")
+	}
+	if u.Spec.SettingsRef.Name != q.tenant.Name || u.DeletionTimestamp != nil {
+		return nil, notFound(id)
+	}
+	return u, nil
+}
+
+// apiError maps an API server error to a SCIM error a human can act on.
+func (s *Server) apiError(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case scimerr.As(err) != nil:
+		return err
+	case apierrors.IsInvalid(err):
+		return scimerr.BadRequest(scimerr.InvalidValue, "%s", invalidDetail(err))
+	case apierrors.IsAlreadyExists(err):
+		return scimerr.New(http.StatusConflict, scimerr.Uniqueness, "the user already exists")
+	case apierrors.IsConflict(err):
+		return scimerr.New(http.StatusConflict, "", "the user was changed concurrently; retry")
+	case apierrors.IsNotFound(err):
+		return scimerr.New(http.StatusNotFound, "", "the user no longer exists")
+	case apierrors.IsRequestEntityTooLargeError(err):
+		return scimerr.New(http.StatusRequestEntityTooLarge, "", "the user is too large to store")
+	case apierrors.IsTooManyRequests(err), apierrors.IsServerTimeout(err), apierrors.IsTimeout(err),
+		apierrors.IsServiceUnavailable(err), errors.Is(err, context.DeadlineExceeded):
+		s.log.Error(err, what)
+		return scimerr.New(http.StatusServiceUnavailable, "", "the cluster is busy; retry later")
+	}
+	s.log.Error(err, what)
+	return scimerr.New(http.StatusInternalServerError, "", "the user could not be stored; the error was logged")
+}
+
+func invalidDetail(err error) string {
+	var se *apierrors.StatusError
+	if errors.As(err, &se) && se.ErrStatus.Details != nil && len(se.ErrStatus.Details.Causes) > 0 {
+		var parts []string
+		for _, c := range se.ErrStatus.Details.Causes {
+			f := strings.TrimPrefix(c.Field, "spec.")
+			parts = append(parts, f+": "+c.Message)
+		}
+		return "invalid attribute values: " + strings.Join(parts, "; ")
+	}
+	return "invalid attribute values: " + err.Error()
+}
+
+// checkIfMatch enforces an If-Match header against the user's version (412 on mismatch).
+func checkIfMatch(q *request, u *scimv1.StackUser) error {
+	h := strings.TrimSpace(q.r.Header.Get("If-Match"))
+	if h == "" || h == "*" {
+		return nil
+	}
+	want := strconv.FormatInt(u.Generation, 10)
+	for _, tag := range strings.Split(h, ",") {
+		tag = strings.TrimSpace(tag)
+		tag = strings.TrimPrefix(tag, "W/")
+		if strings.Trim(tag, `"`) == want {
+			return nil
+		}
+	}
+	return scimerr.New(http.StatusPreconditionFailed, "", "the user has changed since version %s was read (now %s); read it again", truncate(h, 64), resource.Version(u))
+}
+
+func (s *Server) userOptions(q *request) resource.Options {
+	return resource.Options{RoleSchemas: q.settings.Spec.RoleAttributeSchemas}
+}
+
+// userByName returns a live (not deleting) user of the tenant with the userName,
+// compared case-insensitively, other than except.
+func (s *Server) userByName(ctx context.Context, q *request, userName, except string) (*scimv1.StackUser, error) {
+	var list scimv1.StackUserList
+	if err := s.opts.Client.List(ctx, &list, client.InNamespace(q.tenant.Namespace),
+		client.MatchingFields{index.UserNameLower: index.UserNameKey(q.tenant.Name, userName)}); err != nil {
+		return nil, s.apiError(err, "listing users by userName")
+	}
+	for i := range list.Items {
+		u := &list.Items[i]
+		if u.Name != except && u.DeletionTimestamp == nil && u.Spec.SettingsRef.Name == q.tenant.Name {
+			return u, nil
+		}
+	}
+	return nil, nil
+}
+
+func duplicate(userName, id string) error {
+	return scimerr.New(http.StatusConflict, scimerr.Uniqueness, "a user with userName %q already exists (id %s); userName is unique regardless of case", truncate(userName, 256), id)
+}
+
+func (s *Server) annotate(u *scimv1.StackUser, q *request, now time.Time) {
+	if u.Annotations == nil {
+		u.Annotations = map[string]string{}
+	}
+	info, _ := json.Marshal(audit.RequestInfo{
+		RequestID: q.id,
+		UserAgent: truncate(q.r.UserAgent(), 256),
+		Tenant:    q.tenantName(),
+		Time:      now.Format(time.RFC3339),
+	})
+	u.Annotations[audit.AnnotationLastSCIMRequest] = string(info)
+	u.Annotations[audit.AnnotationLastModified] = now.Format(time.RFC3339)
+}
+
+// recordAudit appends the audit entry of a SCIM write. The write is already durable, so a
+// failure here is logged, not returned to the identity provider.
+func (s *Server) recordAudit(ctx context.Context, q *request, u *scimv1.StackUser, action string, changes []scimv1.FieldChange) {
+	entry := scimv1.AuditEntry{
+		Time: metav1.Now(),
+		Actor: scimv1.Actor{
+			Kind:      scimv1.ActorIdentityProvider,
+			Name:      q.tenantName(),
+			UserAgent: truncate(q.r.UserAgent(), 256),
+			RequestID: q.id,
+		},
+		Action:  action,
+		Changes: changes,
+		Result:  scimv1.ResultApplied,
+	}
+	// Append refreshes its argument from the cache on conflicts; keep the caller's copy.
+	if err := s.recorder.Append(ctx, u.DeepCopy(), q.settings.EffectiveHistoryLimit(), entry); err != nil && !apierrors.IsNotFound(err) {
+		s.log.Error(err, "recording audit entry", "stackuser", u.Namespace+"/"+u.Name, "requestId", q.id)
+	}
+}
+
+func (s *Server) getUser(q *request) {
+	u, err := s.findUser(q.r.Context(), q, q.rest[0], false)
+	if err != nil {
+		writeError(q.w, q.r, toSCIMError(err))
+		return
+	}
+	s.writeUser(q, http.StatusOK, u)
+}
+
+func (s *Server) createUser(q *request) {
+	ctx, cancel := writeContext(q.r)
+	defer cancel()
+	if err := s.doCreate(ctx, q); err != nil {
+		writeError(q.w, q.r, toSCIMError(err))
+	}
+}
+
+func (s *Server) doCreate(ctx context.Context, q *request) error {
+	body, err := readBody(q.w, q.r, s.opts.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	spec, err := resource.FromSCIM(body, s.userOptions(q))
+	if err != nil {
+		return err
+	}
+	spec.SettingsRef.Name = q.tenant.Name
+	if other, err := s.userByName(ctx, q, spec.UserName, ""); err != nil {
+		return err
+	} else if other != nil {
+		return duplicate(other.Spec.UserName, other.Name)
+	}
+	now := time.Now().UTC()
+	u := &scimv1.StackUser{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: q.tenant.Namespace,
+			Name:      NameFor(q.tenant.Name, spec.UserName),
+			Labels:    map[string]string{scimv1.LabelSettings: q.tenant.Name},
+		},
+		Spec: spec,
+	}
+	s.annotate(u, q, now)
+	err = s.opts.Client.Create(ctx, u, client.FieldOwner(audit.SCIMFieldManager))
+	if apierrors.IsAlreadyExists(err) {
+		var existing scimv1.StackUser
+		gerr := s.opts.APIReader.Get(ctx, client.ObjectKeyFromObject(u), &existing)
+		if gerr == nil && existing.Spec.SettingsRef.Name == q.tenant.Name && strings.EqualFold(existing.Spec.UserName, spec.UserName) {
+			if existing.DeletionTimestamp != nil {
+				return scimerr.New(http.StatusConflict, scimerr.Uniqueness, "a user with userName %q is being deleted; retry in a few seconds", truncate(spec.UserName, 256))
+			}
+			return duplicate(existing.Spec.UserName, existing.Name)
+		}
+		if gerr != nil && !apierrors.IsNotFound(gerr) {
+			return s.apiError(gerr, "reading the existing user")
+		}
+		// The hashed name is held by a user renamed since, or by a hash collision.
+		u.Name, u.GenerateName, u.ResourceVersion = "", "u-", ""
+		err = s.opts.Client.Create(ctx, u, client.FieldOwner(audit.SCIMFieldManager))
+	}
+	if err != nil {
+		return s.apiError(err, "creating user")
+	}
+	s.recent.put(client.ObjectKeyFromObject(u), u)
+	s.recordAudit(ctx, q, u, "Create", audit.Diff(nil, audit.Flatten(&u.Spec)))
+	s.writeUser(q, http.StatusCreated, u)
+	return nil
+}
+
+func (s *Server) replaceUser(q *request) {
+	ctx, cancel := writeContext(q.r)
+	defer cancel()
+	body, err := readBody(q.w, q.r, s.opts.MaxBodyBytes)
+	if err == nil {
+		var spec scimv1.StackUserSpec
+		spec, err = resource.FromSCIM(body, s.userOptions(q))
+		if err == nil {
+			err = s.update(ctx, q, "Replace", func(*scimv1.StackUser) (scimv1.StackUserSpec, error) {
+				return *spec.DeepCopy(), nil
+			})
+		}
+	}
+	if err != nil {
+		writeError(q.w, q.r, toSCIMError(err))
+	}
+}
+
+func (s *Server) patchUser(q *request) {
+	ctx, cancel := writeContext(q.r)
+	defer cancel()
+	body, err := readBody(q.w, q.r, s.opts.MaxBodyBytes)
+	if err == nil {
+		var ops []patch.Operation
+		ops, err = patch.Decode(body)
+		if err == nil {
+			schemas := append(append([]string{}, resource.KnownSchemas...), q.settings.Spec.RoleAttributeSchemas...)
+			err = s.update(ctx, q, "Patch", func(cur *scimv1.StackUser) (scimv1.StackUserSpec, error) {
+				before := resource.ToSCIM(cur, "")
+				after, err := patch.Apply(before, ops, patch.Options{Schemas: schemas})
+				if err != nil {
+					return scimv1.StackUserSpec{}, err
+				}
+				resource.ReconcileRole(before, after)
+				return resource.FromSCIM(after, s.userOptions(q))
+			})
+		}
+	}
+	if err != nil {
+		writeError(q.w, q.r, toSCIMError(err))
+	}
+}
+
+// update is the read-modify-write of PUT and PATCH, retried on write conflicts. A change
+// that leaves the spec as it is writes nothing (Okta's GET-then-PUT round trip).
+func (s *Server) update(ctx context.Context, q *request, action string, mutate func(*scimv1.StackUser) (scimv1.StackUserSpec, error)) error {
+	id := q.rest[0]
+	for attempt := 0; ; attempt++ {
+		cur, err := s.findUser(ctx, q, id, attempt > 0)
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(q, cur); err != nil {
+			return err
+		}
+		spec, err := mutate(cur)
+		if err != nil {
+			return err
+		}
+		spec.SettingsRef = cur.Spec.SettingsRef
+		if SpecEqual(&cur.Spec, &spec) {
+			s.writeUser(q, http.StatusOK, cur)
+			return nil
+		}
+		if !strings.EqualFold(cur.Spec.UserName, spec.UserName) {
+			if other, err := s.userByName(ctx, q, spec.UserName, cur.Name); err != nil {
+				return err
+			} else if other != nil {
+				return duplicate(other.Spec.UserName, other.Name)
+			}
+		}
+		upd := cur.DeepCopy()
+		upd.Spec = spec
+		s.annotate(upd, q, time.Now().UTC())
+		err = s.opts.Client.Update(ctx, upd, client.FieldOwner(audit.SCIMFieldManager))
+		if apierrors.IsConflict(err) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return s.apiError(err, "updating user")
+		}
+		s.recent.put(client.ObjectKeyFromObject(upd), upd)
+		s.recordAudit(ctx, q, upd, action, audit.Diff(audit.Flatten(&cur.Spec), audit.Flatten(&upd.Spec)))
+		s.writeUser(q, http.StatusOK, upd)
+		return nil
+	}
+}
+
+func (s *Server) deleteUser(q *request) {
+	ctx, cancel := writeContext(q.r)
+	defer cancel()
+	if err := s.doDelete(ctx, q); err != nil {
+		writeError(q.w, q.r, toSCIMError(err))
+		return
+	}
+	q.w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) doDelete(ctx context.Context, q *request) error {
+	u, err := s.findUser(ctx, q, q.rest[0], false)
+	if err != nil {
+		return err
+	}
+	if err := checkIfMatch(q, u); err != nil {
+		return err
+	}
+	// Name the request on the object first, so the finalizer's site-side deactivation
+	// can be attributed to it.
+	info := u.DeepCopy()
+	s.annotate(info, q, time.Now().UTC())
+	mp, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		audit.AnnotationLastSCIMRequest: info.Annotations[audit.AnnotationLastSCIMRequest],
+	}}})
+	if err := s.opts.Client.Patch(ctx, u, client.RawPatch(types.MergePatchType, mp), client.FieldOwner(audit.SCIMFieldManager)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return notFound(u.Name)
+		}
+		return s.apiError(err, "annotating user before deletion")
+	}
+	s.recordAudit(ctx, q, u, "Delete", nil)
+	uid := u.UID
+	if err := s.opts.Client.Delete(ctx, u, client.Preconditions{UID: &uid}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return notFound(u.Name)
+		}
+		return s.apiError(err, "deleting user")
+	}
+	s.recent.deleted(client.ObjectKeyFromObject(u), uid)
+	return nil
+}
+
+// SpecEqual compares two specs as SCIM sees them: unset active is true, empty objects
+// are unset, and additionalAttributes compare as JSON values.
+func SpecEqual(a, b *scimv1.StackUserSpec) bool {
+	return equality.Semantic.DeepEqual(normalizeSpec(a), normalizeSpec(b))
+}
+
+func normalizeSpec(in *scimv1.StackUserSpec) *scimv1.StackUserSpec {
+	s := in.DeepCopy()
+	if s.Active == nil {
+		t := true
+		s.Active = &t
+	}
+	if s.Name != nil && *s.Name == (scimv1.Name{}) {
+		s.Name = nil
+	}
+	if e := s.Enterprise; e != nil {
+		if e.Manager != nil && *e.Manager == (scimv1.Manager{}) {
+			e.Manager = nil
+		}
+		if *e == (scimv1.EnterpriseAttributes{}) {
+			s.Enterprise = nil
+		}
+	}
+	if len(s.Emails) == 0 {
+		s.Emails = nil
+	}
+	if len(s.PhoneNumbers) == 0 {
+		s.PhoneNumbers = nil
+	}
+	if s.AdditionalAttributes != nil {
+		var v map[string]any
+		dec := json.NewDecoder(bytes.NewReader(s.AdditionalAttributes.Raw))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err == nil {
+			if len(v) == 0 {
+				s.AdditionalAttributes = nil
+			} else if raw, err := json.Marshal(v); err == nil {
+				s.AdditionalAttributes = &apiextensionsv1.JSON{Raw: raw}
+			}
+		}
+	}
+	return s
+}
+
+// listParams are the paging parameters of a list request.
+type listParams struct {
+	startIndex, count int
+	filter            filter.Expression
+}
+
+func (s *Server) parseListParams(q *request) (listParams, error) {
+	qv := q.r.URL.Query()
+	p := listParams{startIndex: 1, count: s.opts.MaxCount}
+	if v := strings.TrimSpace(qv.Get("startIndex")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return p, scimerr.BadRequest(scimerr.InvalidValue, "startIndex must be an integer, not %q", truncate(v, 32))
+		}
+		p.startIndex = max(n, 1)
+	}
+	if v := strings.TrimSpace(qv.Get("count")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return p, scimerr.BadRequest(scimerr.InvalidValue, "count must be an integer, not %q", truncate(v, 32))
+		}
+		p.count = min(max(n, 0), s.opts.MaxCount)
+	}
+	if v := qv.Get("filter"); v != "" {
+		f, err := filter.Parse(v)
+		if err != nil {
+			return p, err
+		}
+		p.filter = f
+	}
+	return p, nil
+}
+
+func listResponse(total, startIndex int, resources []any) map[string]any {
+	if resources == nil {
+		resources = []any{}
+	}
+	return map[string]any{
+		"schemas":      []any{resource.SchemaListResponse},
+		"totalResults": total,
+		"startIndex":   startIndex,
+		"itemsPerPage": len(resources),
+		"Resources":    resources,
+	}
+}
+
+// candidates returns the tenant's users a filter can match: through an index when the
+// filter pins userName, externalId or id, else every user of the tenant (from the cache).
+func (s *Server) candidates(ctx context.Context, q *request, f filter.Expression) ([]scimv1.StackUser, error) {
+	opts := []client.ListOption{client.InNamespace(q.tenant.Namespace), client.UnsafeDisableDeepCopy}
+	if f != nil {
+		if attr, value, ok := filter.Lookup(f); ok {
+			switch attr {
+			case "userName":
+				opts = append(opts, client.MatchingFields{index.UserNameLower: index.UserNameKey(q.tenant.Name, value)})
+			case "externalId":
+				opts = append(opts, client.MatchingFields{index.UserExternalID: index.Key(q.tenant.Name, value)})
+			case "id":
+				u, err := s.findUser(ctx, q, value, false)
+				if err != nil {
+					if se := scimerr.As(err); se != nil && se.Status == http.StatusNotFound {
+						return nil, nil
+					}
+					return nil, err
+				}
+				return []scimv1.StackUser{*u}, nil
+			}
+		}
+	}
+	if len(opts) == 2 {
+		opts = append(opts, client.MatchingFields{index.UserTenant: q.tenant.Name})
+	}
+	var list scimv1.StackUserList
+	if err := s.opts.Client.List(ctx, &list, opts...); err != nil {
+		return nil, s.apiError(err, "listing users")
+	}
+	return list.Items, nil
+}
+
+func (s *Server) listUsers(q *request) {
+	p, err := s.parseListParams(q)
+	if err != nil {
+		writeError(q.w, q.r, toSCIMError(err))
+		return
+	}
+	items, err := s.candidates(q.r.Context(), q, p.filter)
+	if err != nil {
+		writeError(q.w, q.r, toSCIMError(err))
+		return
+	}
+	type hit struct {
+		u   *scimv1.StackUser
+		doc map[string]any
+	}
+	hits := make([]hit, 0, len(items))
+	for i := range items {
+		u := &items[i]
+		if u.DeletionTimestamp != nil || u.Spec.SettingsRef.Name != q.tenant.Name {
+			continue
+		}
+		u, gone := s.recent.overlay(client.ObjectKeyFromObject(u), u)
+		if gone {
+			continue
+		}
+		h := hit{u: u}
+		if p.filter != nil {
+			h.doc = resource.ToSCIM(u, s.location(q, u.Name))
+			if !filter.Match(p.filter, h.doc) {
+				continue
+			}
+		}
+		hits = append(hits, h)
+	}
+	// Stable order across pages: creation time, then name.
+	sort.Slice(hits, func(i, j int) bool {
+		a, b := hits[i].u, hits[j].u
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return a.Name < b.Name
+	})
+	var page []any
+	if from := p.startIndex - 1; from < len(hits) && p.count > 0 {
+		for _, h := range hits[from:min(from+p.count, len(hits))] {
+			doc := h.doc
+			if doc == nil {
+				doc = resource.ToSCIM(h.u, s.location(q, h.u.Name))
+			}
+			page = append(page, s.project(q, doc))
+		}
+	}
+	writeJSON(q.w, q.r, http.StatusOK, listResponse(len(hits), p.startIndex, page))
+}
