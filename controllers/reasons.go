@@ -1,0 +1,57 @@
+package controllers
+
+// Condition reasons set by the StackUser reconciler. CamelCase, as metav1.Condition asks.
+const (
+	// ReasonSynced: the site shows what the StackUser asks for.
+	ReasonSynced = "Synced"
+	// ReasonSettingsNotFound: the ScimSettings named in spec.settingsRef does not exist.
+	ReasonSettingsNotFound = "SettingsNotFound"
+	// ReasonSiteTokenNotFound: the site token Secret (or its key) is missing or empty.
+	ReasonSiteTokenNotFound = "SiteTokenNotFound"
+	// ReasonSiteConfigInvalid: the tenant's site settings cannot be used (e.g. a bad URL).
+	ReasonSiteConfigInvalid = "SiteConfigInvalid"
+	// ReasonSiteUnreachable: the site did not answer, throttled us or failed (5xx).
+	ReasonSiteUnreachable = "SiteUnreachable"
+	// ReasonSiteUnauthorized: the site rejected the token.
+	ReasonSiteUnauthorized = "SiteUnauthorized"
+	// ReasonSiteRequestFailed: the site refused a request (4xx), see the message.
+	ReasonSiteRequestFailed = "SiteRequestFailed"
+	// ReasonSiteUserNotFound: no site user exists and none can be created yet: the
+	// account appears at the user's first SAML sign-in.
+	ReasonSiteUserNotFound = "SiteUserNotFound"
+	// ReasonSiteUserClaimed: the matching site user is already linked to another StackUser.
+	ReasonSiteUserClaimed = "SiteUserClaimed"
+	// ReasonRoleWriteIgnored: the site answered 200 to a role write but kept the old role
+	// (its own promotion switches are off).
+	ReasonRoleWriteIgnored = "RoleWriteIgnored"
+	// ReasonFieldWriteIgnored: the site answered 200 to a write but kept the old value.
+	ReasonFieldWriteIgnored = "FieldWriteIgnored"
+	// ReasonPromotionNotAllowed: a role change waits for a promotion switch on ScimSettings.
+	ReasonPromotionNotAllowed = "PromotionNotAllowed"
+	// ReasonRoleInSync: the site has the role the StackUser asks for.
+	ReasonRoleInSync = "RoleInSync"
+	// ReasonRoleNotManaged: the StackUser has no role; the site's role is left alone.
+	ReasonRoleNotManaged = "RoleNotManaged"
+	// ReasonDriftReported: the site was changed by hand; by policy (Report) it is not
+	// corrected.
+	ReasonDriftReported = "DriftReported"
+	// ReasonDriftCorrected: the site was changed by hand and has been put back.
+	ReasonDriftCorrected = "DriftCorrected"
+	// ReasonNoDrift: the site matches what the operator last wrote.
+	ReasonNoDrift = "NoDrift"
+)
+
+// Audit actions of site-side entries.
+const (
+	ActionLink       = "Link"
+	ActionCreate     = "Create"
+	ActionDeactivate = "Deactivate"
+	ActionReactivate = "Reactivate"
+	ActionRoleChange = "RoleChange"
+	ActionUpdate     = "Update"
+	ActionDelete     = "Delete"
+	ActionDrift      = "Drift"
+)
+
+// controllerName names the reconciler in audit entries and events.
+const controllerName = "stackuser-controller"

@@ -1,0 +1,238 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/index"
+	"github.com/stackscim/stack-scim-operator/internal/site"
+)
+
+// ResyncReconciler reads each tenant's site back every resyncPeriod, in pages of 100
+// rather than one request per user. StackUsers whose site user differs from them (drift),
+// is gone, or has just appeared (first SAML sign-in of an unlinked user) are handed to the
+// StackUserReconciler, which corrects or reports per driftPolicy. Site users no StackUser
+// describes are counted in status.users.siteOnly and never touched.
+type ResyncReconciler struct {
+	client.Client
+	// Sites hands out one rate-limited client per tenant (shared with the StackUser
+	// reconciler, so both stay within the tenant's limit).
+	Sites *site.Clients
+	// Enqueue receives the StackUsers to reconcile.
+	Enqueue chan<- event.GenericEvent
+	// Jitter spreads each period by up to ±Jitter (a fraction, default 0.1).
+	Jitter float64
+}
+
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=scimsettings,verbs=get;list;watch
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=scimsettings/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;list;watch
+
+// Reconcile resyncs one tenant when its period is due and schedules the next resync.
+func (r *ResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	settings := &scimv1.ScimSettings{}
+	if err := r.Get(ctx, req.NamespacedName, settings); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			r.Sites.Forget(req.String())
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	period := settings.EffectiveResyncPeriod()
+	now := time.Now()
+	if last := settings.Status.LastResyncTime; last != nil {
+		if due := last.Add(period); now.Before(due) {
+			return ctrl.Result{RequeueAfter: r.spread(due.Sub(now))}, nil
+		}
+	}
+	t, err := loadTenant(ctx, r.Client, r.Sites, req.Namespace, req.Name)
+	if te, ok := asTenantError(err); ok {
+		// The StackUsers carry the reason in their conditions; a fix re-triggers us.
+		log.V(1).Info("tenant not usable, resync postponed", "reason", te.reason)
+		return ctrl.Result{RequeueAfter: r.spread(period)}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	siteOnly, err := r.resync(ctx, t)
+	if err != nil {
+		log.Info("resync failed", "error", err.Error())
+		return ctrl.Result{}, err // retried with the controller's back-off
+	}
+	if err := r.recordStatus(ctx, settings, siteOnly); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: r.spread(period)}, nil
+}
+
+func (r *ResyncReconciler) spread(d time.Duration) time.Duration {
+	j := r.Jitter
+	if j == 0 {
+		j = 0.1
+	}
+	return max(jitter(d, j), time.Second)
+}
+
+// resync lists the site and the tenant's StackUsers, enqueues the users that need a
+// reconcile and counts the site-only users.
+func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, error) {
+	settings := t.settings
+	var users scimv1.StackUserList
+	if err := r.List(ctx, &users, client.InNamespace(settings.Namespace),
+		client.MatchingFields{index.UserTenant: settings.Name}); err != nil {
+		return 0, err
+	}
+	bySiteID := map[string]*scimv1.StackUser{}
+	unlinkedByExt := map[string]*scimv1.StackUser{}
+	unlinkedByName := map[string]*scimv1.StackUser{}
+	for i := range users.Items {
+		u := &users.Items[i]
+		if !u.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if u.Status.SiteID != "" {
+			bySiteID[u.Status.SiteID] = u
+			continue
+		}
+		if u.Spec.ExternalID != "" {
+			unlinkedByExt[u.Spec.ExternalID] = u
+		}
+		unlinkedByName[strings.ToLower(u.Spec.UserName)] = u
+	}
+
+	var siteOnly int32
+	seen := map[string]bool{}
+	enqueued := map[types.NamespacedName]bool{}
+	enqueue := func(u *scimv1.StackUser) error {
+		k := client.ObjectKeyFromObject(u)
+		if enqueued[k] {
+			return nil
+		}
+		enqueued[k] = true
+		select {
+		case r.Enqueue <- event.GenericEvent{Object: u}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := t.site.ListAll(ctx, func(page []site.User) error {
+		for i := range page {
+			su := &page[i]
+			seen[su.ID] = true
+			if u := bySiteID[su.ID]; u != nil {
+				if needsSync(u, settings, su) {
+					if err := enqueue(u); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			u := unlinkedByExt[su.ExternalID]
+			if su.ExternalID == "" || u == nil {
+				u = unlinkedByName[strings.ToLower(su.UserName)]
+			}
+			if u != nil {
+				// An unlinked StackUser's account appeared (first SAML sign-in): link it now.
+				if err := enqueue(u); err != nil {
+					return err
+				}
+				continue
+			}
+			siteOnly++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for id, u := range bySiteID {
+		if !seen[id] {
+			// Removed on the site: the reconciler looks it up again or recreates it.
+			if err := enqueue(u); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return siteOnly, nil
+}
+
+// needsSync reports whether the site user differs from the StackUser in a way a reconcile
+// would act on. A role change that waits for a promotion switch is not such a difference:
+// it is already recorded as blocked. A user marked Drifted is always handed over, so the
+// condition clears once the site is put back by hand.
+func needsSync(u *scimv1.StackUser, settings *scimv1.ScimSettings, su *site.User) bool {
+	if meta.IsStatusConditionTrue(u.Status.Conditions, scimv1.ConditionDrifted) {
+		return true
+	}
+	for _, d := range diffSite(u, su) {
+		if d.field == fieldRole && !settings.PromotionAllowed(scimv1.Role(d.have), scimv1.Role(d.want)) &&
+			meta.IsStatusConditionTrue(u.Status.Conditions, scimv1.ConditionRoleChangeBlocked) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// recordStatus writes only status.users.siteOnly and status.lastResyncTime with a JSON merge
+// patch, leaving the fields other controllers own alone. users.total and users.active are
+// required once users exists, so when this creates users it sends zeros under an
+// optimistic lock, never overwriting counts written meanwhile.
+func (r *ResyncReconciler) recordStatus(ctx context.Context, settings *scimv1.ScimSettings, siteOnly int32) error {
+	now := metav1.Now()
+	status := map[string]any{"lastResyncTime": now}
+	body := map[string]any{"status": status}
+	if settings.Status.Users == nil {
+		status["users"] = map[string]any{"siteOnly": siteOnly, "total": 0, "active": 0}
+		body["metadata"] = map[string]any{"resourceVersion": settings.ResourceVersion}
+	} else {
+		status["users"] = map[string]any{"siteOnly": siteOnly}
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	return r.Status().Patch(ctx, settings, client.RawPatch(types.MergePatchType, data))
+}
+
+// SetupWithManager registers the resync: it runs per ScimSettings on spec changes (not on
+// status writes) and then on its own schedule; a site token Secret change retries it.
+func (r *ResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("resync").
+		For(&scimv1.ScimSettings{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.settingsOfSecret)).
+		Complete(r)
+}
+
+func (r *ResyncReconciler) settingsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list scimv1.ScimSettingsList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.SettingsSecret: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		if list.Items[i].Spec.Site.TokenSecretRef.Name == o.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return out
+}

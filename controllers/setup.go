@@ -1,0 +1,57 @@
+package controllers
+
+import (
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/site"
+)
+
+// Options tune the reconcilers; the zero value is production-ready.
+type Options struct {
+	// MinBackoff and MaxBackoff bound the requeue delay after site failures
+	// (defaults 1s and 5m).
+	MinBackoff, MaxBackoff time.Duration
+	// SignInWait is how long a user whose site account cannot be created waits before it
+	// is looked up again (default 2m); the resync also finds it.
+	SignInWait time.Duration
+	// ResyncJitter spreads each tenant's resync period by up to ±this fraction (default 0.1).
+	ResyncJitter float64
+	// Site holds defaults for every tenant's site client: retries, back-off, HTTP client.
+	Site site.Config
+	// MaxConcurrentReconciles bounds parallel StackUser reconciles (default 4).
+	MaxConcurrentReconciles int
+}
+
+// Setup registers the StackUser reconciler and the resync with mgr. Both run on the
+// elected leader only and share one site client per tenant.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	sites := &site.Clients{Defaults: opts.Site}
+	resync := make(chan event.GenericEvent, 1024)
+	users := &StackUserReconciler{
+		Client: mgr.GetClient(),
+		Audit: &audit.Recorder{
+			Client: mgr.GetClient(),
+			Events: mgr.GetEventRecorder(controllerName),
+			Log:    mgr.GetLogger().WithName("audit"),
+		},
+		Sites:                   sites,
+		Resync:                  resync,
+		MinBackoff:              opts.MinBackoff,
+		MaxBackoff:              opts.MaxBackoff,
+		SignInWait:              opts.SignInWait,
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+	}
+	if err := users.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&ResyncReconciler{
+		Client:  mgr.GetClient(),
+		Sites:   sites,
+		Enqueue: resync,
+		Jitter:  opts.ResyncJitter,
+	}).SetupWithManager(mgr)
+}

@@ -1,0 +1,380 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/index"
+	"github.com/stackscim/stack-scim-operator/internal/site"
+)
+
+// StackUserReconciler enforces a StackUser on its tenant's site: it links (or creates) the
+// site user, converges activation, role (within the tenant's promotion switches) and
+// profile, records what it observed and did, and deactivates (or deletes) the site user
+// when the StackUser goes away.
+type StackUserReconciler struct {
+	client.Client
+	// Audit persists history entries and emits their Events and log lines.
+	Audit *audit.Recorder
+	// Sites hands out one rate-limited client per tenant.
+	Sites *site.Clients
+	// Resync delivers users the periodic resync found out of line with the site.
+	Resync <-chan event.GenericEvent
+	// MinBackoff and MaxBackoff bound the requeue delay after site failures.
+	MinBackoff, MaxBackoff time.Duration
+	// SignInWait is how long to wait before looking again for a site user that cannot be
+	// created (it appears at the user's first SAML sign-in; the resync also finds it).
+	SignInWait time.Duration
+	// MaxConcurrentReconciles bounds parallel reconciles (default 4).
+	MaxConcurrentReconciles int
+
+	backoff *backoff
+	// siteIDs remembers the site id last stored per StackUser (and its UID), because the
+	// cache can lag behind the status patch and a relink would record a second Link.
+	siteIDs sync.Map
+}
+
+type knownSite struct {
+	uid    types.UID
+	siteID string
+}
+
+func (r *StackUserReconciler) knownSiteID(u *scimv1.StackUser) string {
+	if v, ok := r.siteIDs.Load(client.ObjectKeyFromObject(u)); ok && v.(knownSite).uid == u.UID {
+		return v.(knownSite).siteID
+	}
+	return ""
+}
+
+// scope carries one reconcile's state through the phases.
+type scope struct {
+	user *scimv1.StackUser
+	// orig is the user as read (after the finalizer was added): the base of the status
+	// patch and the memory of the previous conditions.
+	orig   *scimv1.StackUser
+	key    types.NamespacedName
+	now    metav1.Time
+	tenant *tenant
+
+	// siteUser is the site user as read before any write; after as the site shows it after.
+	siteUser, after *site.User
+
+	planned      []plannedChange
+	driftReports []scimv1.FieldChange
+	entries      []scimv1.AuditEntry
+
+	// Conditions decided by the phases; nil leaves the stored one alone.
+	synced, roleBlocked, drifted *metav1.Condition
+
+	// done stops the remaining phases; failed says the site is not in line (so
+	// observedGeneration stays and the backoff grows); wrote says a write was sent to the
+	// site, so its audit entries must survive a status conflict.
+	done, failed, wrote bool
+	requeueAfter        time.Duration
+}
+
+// plannedChange is one attribute to write to the site.
+type plannedChange struct {
+	field      *fieldSpec
+	want, have string
+	actor      scimv1.Actor
+	drift      bool
+}
+
+type phase func(context.Context, *scope) error
+
+func (r *StackUserReconciler) phases() []phase {
+	return []phase{
+		r.ensureFinalizer,
+		r.loadTenant,
+		r.linkSiteUser,
+		r.planActive,
+		r.planRole,
+		r.planProfile,
+		r.applyChanges,
+	}
+}
+
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers/finalizers,verbs=update
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=scimsettings,verbs=get;list;watch
+// +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=core,resources=events,verbs=create;patch
+
+// Reconcile brings one StackUser's site user in line, phase by phase, and records the
+// outcome in the StackUser's status once, at the end.
+func (r *StackUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	user := &scimv1.StackUser{}
+	if err := r.Get(ctx, req.NamespacedName, user); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.backoff.reset(req.NamespacedName)
+			r.siteIDs.Delete(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s := &scope{user: user, orig: user.DeepCopy(), key: req.NamespacedName, now: metav1.Now()}
+	if !user.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, s)
+	}
+	defer func() { result, retErr = r.summarize(ctx, s, retErr) }()
+	for _, p := range r.phases() {
+		if err := p(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+		if s.done {
+			break
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// fail stops the reconcile with Synced=False and a backed-off requeue.
+func (r *StackUserReconciler) fail(s *scope, reason, message string, floor time.Duration) {
+	s.synced = &metav1.Condition{Type: scimv1.ConditionSynced, Status: metav1.ConditionFalse, Reason: reason, Message: message}
+	s.failed, s.done = true, true
+	s.requeueAfter = r.backoff.next(s.key, floor)
+}
+
+// siteFailure stops the reconcile after a failed site request.
+func (r *StackUserReconciler) siteFailure(ctx context.Context, s *scope, what string, err error) {
+	logf.FromContext(ctx).Info("site request failed", "what", what, "error", err.Error())
+	r.fail(s, siteErrorReason(err), fmt.Sprintf("%s: %v", what, err), retryFloor(err))
+}
+
+// summarize derives Ready from the other conditions, patches the status (optimistic lock,
+// so a concurrent history append is never overwritten), then appends the audit entries.
+func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error) (ctrl.Result, error) {
+	u := s.user
+	gen := u.Generation
+	set := func(c *metav1.Condition) {
+		if c != nil {
+			c.ObservedGeneration = gen
+			meta.SetStatusCondition(&u.Status.Conditions, *c)
+		}
+	}
+	if err == nil && !s.failed && s.synced == nil {
+		s.synced = &metav1.Condition{Type: scimv1.ConditionSynced, Status: metav1.ConditionTrue, Reason: ReasonSynced,
+			Message: "the site shows what the StackUser asks for, within the tenant's promotion switches and drift policy"}
+	}
+	set(s.synced)
+	set(s.roleBlocked)
+	set(s.drifted)
+	if err == nil {
+		set(readyCondition(u.Status.Conditions))
+	}
+	if err == nil && !s.failed {
+		u.Status.ObservedGeneration = gen
+		r.backoff.reset(s.key)
+	}
+	if s.after != nil {
+		u.Status.Site = observe(s.after, s.now)
+	} else if s.siteUser != nil {
+		u.Status.Site = observe(s.siteUser, s.now)
+	}
+
+	// History goes in the same optimistically locked patch, so status and its audit trail
+	// appear together; if the SCIM server appended meanwhile, the patch conflicts and the
+	// entries are appended to a fresh copy instead, so none is lost.
+	limit := historyLimit(s)
+	for i := range s.entries {
+		s.entries[i].Time = s.now
+	}
+	u.Status.History = audit.Prepend(u.Status.History, limit, s.entries...)
+	patchErr := r.Status().Patch(ctx, u, client.MergeFromWithOptions(s.orig, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case patchErr == nil:
+		if u.Status.SiteID != "" {
+			r.siteIDs.Store(s.key, knownSite{uid: u.UID, siteID: u.Status.SiteID})
+		} else {
+			r.siteIDs.Delete(s.key)
+		}
+		r.Audit.Emit(u, s.entries...)
+	case apierrors.IsNotFound(patchErr):
+		return ctrl.Result{}, nil
+	default:
+		logf.FromContext(ctx).V(1).Info("status patch failed, requeueing", "error", patchErr.Error())
+		// A conflict usually means this reconcile worked from a stale copy; what it only
+		// observed is recomputed by the retry, but what it wrote to the site is recorded now.
+		if len(s.entries) > 0 && s.wrote {
+			fresh := &scimv1.StackUser{}
+			if gerr := r.Get(ctx, s.key, fresh); gerr == nil {
+				if aerr := r.Audit.Append(ctx, fresh, limit, s.entries...); aerr != nil && err == nil {
+					err = aerr
+				}
+			}
+		}
+		if err == nil {
+			err = patchErr
+		}
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
+}
+
+func historyLimit(s *scope) int {
+	if s.tenant != nil && s.tenant.settings != nil {
+		return s.tenant.settings.EffectiveHistoryLimit()
+	}
+	return 20
+}
+
+// readyCondition summarises Synced, RoleChangeBlocked and Drifted.
+func readyCondition(conds []metav1.Condition) *metav1.Condition {
+	ready := &metav1.Condition{Type: scimv1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonSynced,
+		Message: "the site user is in line with the StackUser"}
+	if c := meta.FindStatusCondition(conds, scimv1.ConditionSynced); c == nil || c.Status != metav1.ConditionTrue {
+		ready.Status = metav1.ConditionFalse
+		if c != nil {
+			ready.Reason, ready.Message = c.Reason, c.Message
+		} else {
+			ready.Reason, ready.Message = "Unknown", "not synced yet"
+		}
+		return ready
+	}
+	if c := meta.FindStatusCondition(conds, scimv1.ConditionRoleChangeBlocked); c != nil && c.Status == metav1.ConditionTrue {
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, c.Reason, c.Message
+		return ready
+	}
+	if c := meta.FindStatusCondition(conds, scimv1.ConditionDrifted); c != nil && c.Status == metav1.ConditionTrue {
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, c.Reason, c.Message
+	}
+	return ready
+}
+
+// ensureFinalizer makes sure deleting the StackUser reaches the site first.
+func (r *StackUserReconciler) ensureFinalizer(ctx context.Context, s *scope) error {
+	if controllerutil.ContainsFinalizer(s.user, scimv1.Finalizer) {
+		return nil
+	}
+	base := s.user.DeepCopy()
+	controllerutil.AddFinalizer(s.user, scimv1.Finalizer)
+	if err := r.Patch(ctx, s.user, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		return err
+	}
+	s.orig = s.user.DeepCopy()
+	return nil
+}
+
+// loadTenant reads the ScimSettings and the site token.
+func (r *StackUserReconciler) loadTenant(ctx context.Context, s *scope) error {
+	t, err := loadTenant(ctx, r.Client, r.Sites, s.user.Namespace, s.user.Spec.SettingsRef.Name)
+	if te, ok := asTenantError(err); ok {
+		if t != nil {
+			s.tenant = t
+		}
+		r.fail(s, te.reason, te.message, 0)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.tenant = t
+	return nil
+}
+
+// SetupWithManager registers the reconciler: StackUser spec changes, deletion and a removed
+// finalizer trigger it (not its own status writes); so do changes to the tenant's
+// ScimSettings spec or site token Secret, and the periodic resync.
+func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.backoff == nil {
+		r.backoff = newBackoff(r.MinBackoff, r.MaxBackoff)
+	}
+	if r.SignInWait <= 0 {
+		r.SignInWait = 2 * time.Minute
+	}
+	if r.MaxConcurrentReconciles <= 0 {
+		r.MaxConcurrentReconciles = 4
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("stackuser").
+		For(&scimv1.StackUser{}, builder.WithPredicates(predicate.Or[client.Object](
+			predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged()))).
+		Watches(&scimv1.ScimSettings{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSettings),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSecret)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
+	if r.Resync != nil {
+		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
+}
+
+// deletionOrFinalizerChanged passes updates that start deletion or drop our finalizer.
+func deletionOrFinalizerChanged() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return true },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return true },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			if e.ObjectOld == nil || e.ObjectNew == nil {
+				return false
+			}
+			if e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero() {
+				return true
+			}
+			return e.ObjectNew.GetDeletionTimestamp().IsZero() &&
+				controllerutil.ContainsFinalizer(e.ObjectOld, scimv1.Finalizer) &&
+				!controllerutil.ContainsFinalizer(e.ObjectNew, scimv1.Finalizer)
+		},
+	}
+}
+
+// usersOfSettings maps a ScimSettings to its StackUsers.
+func (r *StackUserReconciler) usersOfSettings(ctx context.Context, o client.Object) []reconcile.Request {
+	return tenantUsers(ctx, r.Client, o.GetNamespace(), o.GetName())
+}
+
+// usersOfSecret maps a site token Secret to the StackUsers of every ScimSettings using it.
+func (r *StackUserReconciler) usersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var settings scimv1.ScimSettingsList
+	if err := r.List(ctx, &settings, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.SettingsSecret: o.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "listing ScimSettings of a Secret")
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range settings.Items {
+		// The index also holds the IdP bearer token Secret, which does not concern the site.
+		if settings.Items[i].Spec.Site.TokenSecretRef.Name == o.GetName() {
+			out = append(out, tenantUsers(ctx, r.Client, o.GetNamespace(), settings.Items[i].Name)...)
+		}
+	}
+	return out
+}
+
+func tenantUsers(ctx context.Context, c client.Reader, namespace, tenant string) []reconcile.Request {
+	var users scimv1.StackUserList
+	if err := c.List(ctx, &users, client.InNamespace(namespace), client.MatchingFields{index.UserTenant: tenant}); err != nil {
+		logf.FromContext(ctx).Error(err, "listing a tenant's StackUsers", "tenant", tenant)
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(users.Items))
+	for i := range users.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&users.Items[i])})
+	}
+	return out
+}
