@@ -30,12 +30,7 @@ func startSite(addr, token string, seed int) (*site, error) {
 		AllowAdminPromotion:     true,
 		CreateUsers:             true,
 	})
-	for i := 1; i <= seed; i++ {
-		sim.Seed(sitesim.User{
-			UserName: fmt.Sprintf("seed%d@example.com", i), ExternalID: fmt.Sprintf("seed-%d", i),
-			DisplayName: fmt.Sprintf("Seed User %d", i), Email: fmt.Sprintf("seed%d@example.com", i), Active: true,
-		})
-	}
+	sim.SeedExamples(seed)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("site simulator: %w (is another run-local running? use -site-addr)", err)

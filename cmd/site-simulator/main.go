@@ -59,12 +59,7 @@ func run() error {
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	sim := sitesim.New(cfg)
-	for i := 1; i <= seed; i++ {
-		sim.Seed(sitesim.User{
-			UserName: fmt.Sprintf("seed%d@example.com", i), ExternalID: fmt.Sprintf("seed-%d", i),
-			DisplayName: fmt.Sprintf("Seed User %d", i), Email: fmt.Sprintf("seed%d@example.com", i), Active: true,
-		})
-	}
+	sim.SeedExamples(seed)
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -68,6 +68,32 @@ func (s *Sim) Seed(u User) User {
 	return *s.store.add(u)
 }
 
+// SeedExamples adds n active users as if they had signed in over SAML:
+// seed1@example.com, seed2@example.com, ...
+func (s *Sim) SeedExamples(n int) {
+	for i := 1; i <= n; i++ {
+		s.Seed(User{
+			UserName: fmt.Sprintf("seed%d@example.com", i), ExternalID: fmt.Sprintf("seed-%d", i),
+			DisplayName: fmt.Sprintf("Seed User %d", i), Email: fmt.Sprintf("seed%d@example.com", i), Active: true,
+		})
+	}
+}
+
+// modifiable finds a user a SCIM write may touch, answering the site's errors for an
+// unknown id or a system account. The caller holds s.mu.
+func (s *Sim) modifiable(w http.ResponseWriter, id, verb string) (*User, bool) {
+	u, ok := s.store.users[id]
+	if !ok {
+		writeError(w, http.StatusNotFound, "Could not find user with id "+id)
+		return nil, false
+	}
+	if u.System {
+		writeError(w, http.StatusBadRequest, "System accounts cannot be "+verb)
+		return nil, false
+	}
+	return u, true
+}
+
 // Edit changes a user "by hand", as a site admin in the site's own admin pages would.
 func (s *Sim) Edit(id string, fn func(*User)) error {
 	s.mu.Lock()
@@ -373,13 +399,8 @@ func (s *Sim) patch(w http.ResponseWriter, r *http.Request, id, base string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u, ok := s.store.users[id]
+	u, ok := s.modifiable(w, id, "modified")
 	if !ok {
-		writeError(w, http.StatusNotFound, "Could not find user with id "+id)
-		return
-	}
-	if u.System {
-		writeError(w, http.StatusBadRequest, "System accounts cannot be modified")
 		return
 	}
 	next := *u
@@ -497,13 +518,8 @@ func (s *Sim) put(w http.ResponseWriter, r *http.Request, id, base string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u, ok := s.store.users[id]
+	u, ok := s.modifiable(w, id, "modified")
 	if !ok {
-		writeError(w, http.StatusNotFound, "Could not find user with id "+id)
-		return
-	}
-	if u.System {
-		writeError(w, http.StatusBadRequest, "System accounts cannot be modified")
 		return
 	}
 	if in.UserName == "" {
@@ -531,13 +547,8 @@ func (s *Sim) delete(w http.ResponseWriter, id string, cfg Config) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u, ok := s.store.users[id]
+	u, ok := s.modifiable(w, id, "deleted")
 	if !ok {
-		writeError(w, http.StatusNotFound, "Could not find user with id "+id)
-		return
-	}
-	if u.System {
-		writeError(w, http.StatusBadRequest, "System accounts cannot be deleted")
 		return
 	}
 	if u.Role != RoleRegistered {

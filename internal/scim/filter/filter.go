@@ -9,7 +9,9 @@ package filter
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -284,7 +286,7 @@ func resolveAttr(doc map[string]any, p scimfilter.AttributePath, top bool) (any,
 		return v, true
 	}
 	if top && p.URI() == "" {
-		for _, k := range sortedKeys(doc) {
+		for _, k := range slices.Sorted(maps.Keys(doc)) {
 			if !strings.HasPrefix(strings.ToLower(k), "urn:") {
 				continue
 			}

@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"sort"
 	"strings"
 )
 
@@ -31,13 +30,4 @@ func KeyCI(m map[string]any, key string) (string, bool) {
 		}
 	}
 	return found, ok
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

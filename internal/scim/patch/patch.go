@@ -6,8 +6,9 @@
 package patch
 
 import (
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -154,7 +155,7 @@ func (e *engine) apply(op Operation) error {
 		if !ok {
 			return scimerr.BadRequest(scimerr.InvalidValue, "without a path the value must be an object of attributes")
 		}
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			_, isMap := m[k].(map[string]any)
 			t, err := e.parsePath(k, false, isMap)
 			if err != nil {
@@ -166,7 +167,7 @@ func (e *engine) apply(op Operation) error {
 				if !ok {
 					return scimerr.BadRequest(scimerr.InvalidValue, "the value of %q must be an object", k)
 				}
-				for _, sk := range sortedKeys(sub) {
+				for _, sk := range slices.Sorted(maps.Keys(sub)) {
 					st, err := e.parsePath(sk, false, false)
 					if err != nil {
 						return err
@@ -206,7 +207,7 @@ func (e *engine) apply(op Operation) error {
 			}
 			return scimerr.BadRequest(scimerr.InvalidValue, "the value for the extension %q must be an object", t.urn)
 		}
-		for _, sk := range sortedKeys(m) {
+		for _, sk := range slices.Sorted(maps.Keys(m)) {
 			st, err := e.parsePath(sk, false, false)
 			if err != nil {
 				return err
@@ -422,7 +423,7 @@ func (e *engine) set(kind string, t target, value any) error {
 	case map[string]any:
 		if v, ok := value.(map[string]any); ok {
 			// Complex attributes merge: sub-attributes not given stay unchanged.
-			for _, k := range sortedKeys(v) {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				if v[k] == nil {
 					delete(x, keyFor(x, k))
 					continue
@@ -495,7 +496,7 @@ func (e *engine) setFiltered(kind string, c map[string]any, key string, existing
 			if !ok {
 				return scimerr.BadRequest(scimerr.InvalidValue, "the value for %q must be an object", t.attr)
 			}
-			for _, k := range sortedKeys(v) {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				m[keyFor(m, k)] = DeepCopy(v[k])
 			}
 		}
@@ -683,13 +684,4 @@ func enforcePrimary(l []any, touched map[int]bool) {
 		k, _ := filter.KeyCI(m, "primary")
 		m[k] = false
 	}
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

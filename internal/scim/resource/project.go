@@ -1,7 +1,9 @@
 package resource
 
 import (
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/stackscim/stack-scim-operator/internal/scim/filter"
@@ -68,7 +70,7 @@ func find(l []roleSource, key string) any {
 // roleSources lists the role attributes of a document, most authoritative first.
 func roleSources(doc map[string]any) []roleSource {
 	var out []roleSource
-	for _, k := range sortedKeys(doc) {
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
 		if m, ok := doc[k].(map[string]any); ok && strings.HasPrefix(strings.ToLower(k), "urn:") {
 			if ak, ok := filter.KeyCI(m, RoleAttribute); ok {
 				s := roleSource{key: strings.ToLower(k) + ":" + RoleAttribute, value: m[ak], container: m, attrKey: ak, ext: k}

@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -237,7 +239,7 @@ func FromSCIM(doc map[string]any, opts Options) (scimv1.StackUserSpec, error) {
 		s, err = asString(name, v)
 		return s
 	}
-	for _, k := range sortedKeys(doc) {
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
 		v := doc[k]
 		lk := strings.ToLower(k)
 		if ignored[lk] {
@@ -295,7 +297,7 @@ func FromSCIM(doc map[string]any, opts Options) (scimv1.StackUserSpec, error) {
 				continue
 			}
 			rest := map[string]any{}
-			for _, sk := range sortedKeys(m) {
+			for _, sk := range slices.Sorted(maps.Keys(m)) {
 				sv := m[sk]
 				if strings.EqualFold(sk, RoleAttribute) && opts.roleSchemaAllowed(k) {
 					rank := 1
@@ -363,7 +365,7 @@ func nestURNKeys(doc map[string]any) map[string]any {
 	for k, v := range doc {
 		out[k] = v
 	}
-	for _, k := range sortedKeys(doc) {
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
 		v := doc[k]
 		if _, isMap := v.(map[string]any); isMap || !strings.HasPrefix(strings.ToLower(k), "urn:") {
 			continue
@@ -619,13 +621,4 @@ func multiFrom(name string, v any) ([]scimv1.MultiValuedAttribute, error) {
 		out = append(out, a)
 	}
 	return out, nil
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
