@@ -22,7 +22,8 @@ type Options struct {
 	ResyncJitter float64
 	// Site holds defaults for every tenant's site client: retries, back-off, HTTP client.
 	Site site.Config
-	// MaxConcurrentReconciles bounds parallel StackUser reconciles (default 4).
+	// MaxConcurrentReconciles bounds parallel StackUser reconciles (default 16: a
+	// reconcile mostly waits on the site, and the tenant rate limit protects the site).
 	MaxConcurrentReconciles int
 }
 

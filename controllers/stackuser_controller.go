@@ -46,7 +46,7 @@ type StackUserReconciler struct {
 	// SignInWait is how long to wait before looking again for a site user that cannot be
 	// created (it appears at the user's first SAML sign-in; the resync also finds it).
 	SignInWait time.Duration
-	// MaxConcurrentReconciles bounds parallel reconciles (default 4).
+	// MaxConcurrentReconciles bounds parallel reconciles (default 16).
 	MaxConcurrentReconciles int
 
 	backoff *backoff
@@ -308,7 +308,7 @@ func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.SignInWait = 2 * time.Minute
 	}
 	if r.MaxConcurrentReconciles <= 0 {
-		r.MaxConcurrentReconciles = 4
+		r.MaxConcurrentReconciles = 16
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("stackuser").

@@ -32,7 +32,7 @@ func main() {
 	fs.DurationVar(&opts.SyncPeriod, "sync-period", 10*time.Hour, "How often the informer caches are relisted.")
 	fs.Float64Var(&opts.SCIMRateLimit, "scim-rate-limit", 0, "Sustained SCIM requests per second per tenant before 429 (0: 200; negative: unlimited).")
 	fs.IntVar(&opts.SCIMRateBurst, "scim-rate-burst", 0, "SCIM request burst per tenant (0: 400).")
-	fs.IntVar(&opts.Reconcilers.MaxConcurrentReconciles, "max-concurrent-reconciles", 0, "Parallel StackUser reconciles (0: 4).")
+	fs.IntVar(&opts.Reconcilers.MaxConcurrentReconciles, "max-concurrent-reconciles", 0, "Parallel StackUser reconciles (0: 16).")
 	kubeQPS := fs.Float64("kube-api-qps", 200, "Client-side QPS towards the Kubernetes API server (a bulk SCIM push writes 2 objects per user).")
 	kubeBurst := fs.Int("kube-api-burst", 400, "Client-side burst towards the Kubernetes API server.")
 	controllersFlag := fs.String("controllers", "*", "Comma-separated reconcilers to run: stackuser, scimsettings, or * for all.")

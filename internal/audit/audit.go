@@ -8,10 +8,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -69,6 +71,10 @@ func truncate(s string) string {
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
+// conflictBackoff outlasts a burst of writers on one user (a PATCH storm from the IdP
+// while the reconciler records its own entries); client-go's default gives up after 4.
+var conflictBackoff = wait.Backoff{Steps: 12, Duration: 5 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
+
 // Recorder emits the Event and log line of an entry and can persist entries.
 type Recorder struct {
 	Client client.Client
@@ -123,7 +129,7 @@ func (r *Recorder) Append(ctx context.Context, user *scimv1.StackUser, limit int
 		entries[i] = sanitize(entries[i])
 	}
 	first := true
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
 		if !first {
 			if err := r.Client.Get(ctx, client.ObjectKeyFromObject(user), user); err != nil {
 				return err

@@ -268,6 +268,9 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 			Namespace: q.tenant.Namespace,
 			Name:      NameFor(q.tenant.Name, spec.UserName),
 			Labels:    map[string]string{scimv1.LabelSettings: q.tenant.Name},
+			// The reconciler would add it with a write of its own; adding it here saves
+			// one API write per provisioned user.
+			Finalizers: []string{scimv1.Finalizer},
 		},
 		Spec: spec,
 	}
