@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +31,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/audit"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
+	"github.com/stackscim/stack-scim-operator/internal/scim/userview"
 )
 
 // Defaults of Options.
@@ -80,6 +82,9 @@ type Server struct {
 	status   *statusRecorder
 	recorder *audit.Recorder
 	recent   recentWrites
+	// users is the ordered per-tenant view that lists page through; set in Start
+	// (before ready), nil when the server runs without a cache.
+	users *userview.View
 }
 
 // New returns a Server; call Start (or add it to a manager) before serving.
@@ -118,14 +123,24 @@ func (s *Server) NeedLeaderElection() bool { return false }
 // requests, and writes tenant status until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
 	if s.opts.Cache != nil {
-		for _, obj := range []client.Object{&scimv1.StackUser{}, &scimv1.ScimSettings{}, &corev1.Secret{}} {
+		for _, obj := range []client.Object{&scimv1.ScimSettings{}, &corev1.Secret{}} {
 			if _, err := s.opts.Cache.GetInformer(ctx, obj); err != nil {
 				return fmt.Errorf("starting informer for %T: %w", obj, err)
 			}
 		}
-		if !s.opts.Cache.WaitForCacheSync(ctx) {
+		users, err := s.opts.Cache.GetInformer(ctx, &scimv1.StackUser{})
+		if err != nil {
+			return fmt.Errorf("starting informer for StackUsers: %w", err)
+		}
+		view := userview.New()
+		reg, err := users.AddEventHandler(view)
+		if err != nil {
+			return fmt.Errorf("watching StackUsers: %w", err)
+		}
+		if !s.opts.Cache.WaitForCacheSync(ctx) || !toolscache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
 			return fmt.Errorf("SCIM server: caches did not sync")
 		}
+		s.users = view
 	}
 	s.ready.Store(true)
 	s.log.Info("SCIM server ready")

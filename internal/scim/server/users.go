@@ -9,7 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +29,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/scim/patch"
 	"github.com/stackscim/stack-scim-operator/internal/scim/resource"
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
+	"github.com/stackscim/stack-scim-operator/internal/scim/userview"
 )
 
 // NameFor is the object name a SCIM POST gives a user: a hash of tenant and lower-cased
@@ -524,7 +525,10 @@ func listResponse(total, startIndex int, resources []any) map[string]any {
 
 // candidates returns the tenant's users a filter can match: through an index when the
 // filter pins userName, externalId or id, else every user of the tenant (from the cache).
-func (s *Server) candidates(ctx context.Context, q *request, f filter.Expression) ([]scimv1.StackUser, error) {
+// candidates returns the tenant's users a filter can match, in list order: through a
+// field index when the filter is an equality on userName, externalId or id, otherwise
+// every user of the tenant from the ordered view (or the cache, before the view exists).
+func (s *Server) candidates(ctx context.Context, q *request, f filter.Expression) ([]*scimv1.StackUser, error) {
 	opts := []client.ListOption{client.InNamespace(q.tenant.Namespace), client.UnsafeDisableDeepCopy}
 	if f != nil {
 		if attr, value, ok := filter.Lookup(f); ok {
@@ -541,18 +545,26 @@ func (s *Server) candidates(ctx context.Context, q *request, f filter.Expression
 					}
 					return nil, err
 				}
-				return []scimv1.StackUser{*u}, nil
+				return []*scimv1.StackUser{u}, nil
 			}
 		}
 	}
 	if len(opts) == 2 {
+		if s.users != nil {
+			return s.users.All(q.tenant.Namespace, q.tenant.Name), nil
+		}
 		opts = append(opts, client.MatchingFields{index.UserTenant: q.tenant.Name})
 	}
 	var list scimv1.StackUserList
 	if err := s.opts.Client.List(ctx, &list, opts...); err != nil {
 		return nil, s.apiError(err, "listing users")
 	}
-	return list.Items, nil
+	out := make([]*scimv1.StackUser, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	slices.SortFunc(out, userview.Compare)
+	return out, nil
 }
 
 func (s *Server) listUsers(q *request) {
@@ -561,51 +573,40 @@ func (s *Server) listUsers(q *request) {
 		writeError(q.w, q.r, toSCIMError(err))
 		return
 	}
-	items, err := s.candidates(q.r.Context(), q, p.filter)
-	if err != nil {
-		writeError(q.w, q.r, toSCIMError(err))
-		return
-	}
-	type hit struct {
-		u   *scimv1.StackUser
-		doc map[string]any
-	}
-	hits := make([]hit, 0, len(items))
-	for i := range items {
-		u := &items[i]
-		if u.DeletionTimestamp != nil || u.Spec.SettingsRef.Name != q.tenant.Name {
-			continue
+	from := p.startIndex - 1
+	var total int
+	var page []*scimv1.StackUser
+	if p.filter == nil && s.users != nil {
+		// The common case (imports, Test API Credentials): one page of the ordered view.
+		total, page = s.users.Page(q.tenant.Namespace, q.tenant.Name, from, p.count)
+	} else {
+		items, err := s.candidates(q.r.Context(), q, p.filter)
+		if err != nil {
+			writeError(q.w, q.r, toSCIMError(err))
+			return
 		}
+		hits := items[:0:0]
+		for _, u := range items {
+			if u.DeletionTimestamp != nil || u.Spec.SettingsRef.Name != q.tenant.Name {
+				continue
+			}
+			if p.filter != nil && !filter.Match(p.filter, resource.ToSCIM(u, s.location(q, u.Name))) {
+				continue
+			}
+			hits = append(hits, u)
+		}
+		total = len(hits)
+		if from < total && p.count > 0 {
+			page = hits[from:min(from+p.count, total)]
+		}
+	}
+	docs := make([]any, 0, len(page))
+	for _, u := range page {
 		u, gone := s.recent.overlay(client.ObjectKeyFromObject(u), u)
 		if gone {
 			continue
 		}
-		h := hit{u: u}
-		if p.filter != nil {
-			h.doc = resource.ToSCIM(u, s.location(q, u.Name))
-			if !filter.Match(p.filter, h.doc) {
-				continue
-			}
-		}
-		hits = append(hits, h)
+		docs = append(docs, s.project(q, resource.ToSCIM(u, s.location(q, u.Name))))
 	}
-	// Stable order across pages: creation time, then name.
-	sort.Slice(hits, func(i, j int) bool {
-		a, b := hits[i].u, hits[j].u
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
-		}
-		return a.Name < b.Name
-	})
-	var page []any
-	if from := p.startIndex - 1; from < len(hits) && p.count > 0 {
-		for _, h := range hits[from:min(from+p.count, len(hits))] {
-			doc := h.doc
-			if doc == nil {
-				doc = resource.ToSCIM(h.u, s.location(q, h.u.Name))
-			}
-			page = append(page, s.project(q, doc))
-		}
-	}
-	writeJSON(q.w, q.r, http.StatusOK, listResponse(len(hits), p.startIndex, page))
+	writeJSON(q.w, q.r, http.StatusOK, listResponse(total, p.startIndex, docs))
 }

@@ -1,0 +1,114 @@
+package userview
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+)
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func user(ns, tenant, name string, createdSec int) *scimv1.StackUser {
+	return &scimv1.StackUser{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: metav1.NewTime(epoch.Add(time.Duration(createdSec) * time.Second))},
+		Spec:       scimv1.StackUserSpec{SettingsRef: scimv1.SettingsReference{Name: tenant}, UserName: name},
+	}
+}
+
+func names(us []*scimv1.StackUser) []string {
+	var out []string
+	for _, u := range us {
+		out = append(out, u.Name)
+	}
+	return out
+}
+
+func TestView_ordersByCreationThenNameAndPages(t *testing.T) {
+	g := NewWithT(t)
+	v := New()
+	v.OnAdd(user("ns", "okta", "c", 2), true)
+	v.OnAdd(user("ns", "okta", "b", 1), true)
+	v.OnAdd(user("ns", "okta", "a", 2), true)
+	v.OnAdd(user("ns", "entra", "z", 0), true)
+	v.OnAdd(user("other", "okta", "y", 0), true)
+
+	g.Expect(names(v.All("ns", "okta"))).To(Equal([]string{"b", "a", "c"}))
+	total, page := v.Page("ns", "okta", 1, 5)
+	g.Expect(total).To(Equal(3))
+	g.Expect(names(page)).To(Equal([]string{"a", "c"}))
+	total, page = v.Page("ns", "okta", 3, 5)
+	g.Expect(total).To(Equal(3))
+	g.Expect(page).To(BeEmpty())
+	g.Expect(v.Count("ns", "entra")).To(Equal(1))
+	g.Expect(v.Count("other", "okta")).To(Equal(1))
+	g.Expect(v.Count("ns", "nobody")).To(Equal(0))
+}
+
+func TestView_updatesReplaceAndMoveBetweenTenants(t *testing.T) {
+	g := NewWithT(t)
+	v := New()
+	a := user("ns", "okta", "a", 1)
+	v.OnAdd(a, true)
+	v.OnAdd(user("ns", "okta", "b", 2), true)
+
+	a2 := a.DeepCopy()
+	a2.Spec.Title = "CTO"
+	v.OnUpdate(a, a2)
+	g.Expect(v.All("ns", "okta")[0].Spec.Title).To(Equal("CTO"), "an update replaces the user in place")
+
+	a3 := a2.DeepCopy()
+	a3.Spec.SettingsRef.Name = "entra"
+	v.OnUpdate(a2, a3)
+	g.Expect(names(v.All("ns", "okta"))).To(Equal([]string{"b"}))
+	g.Expect(names(v.All("ns", "entra"))).To(Equal([]string{"a"}))
+
+	v.OnDelete(toolscache.DeletedFinalStateUnknown{Key: "ns/a", Obj: a3})
+	g.Expect(v.Count("ns", "entra")).To(Equal(0))
+	v.OnDelete(user("ns", "okta", "b", 2))
+	g.Expect(v.Count("ns", "okta")).To(Equal(0))
+}
+
+// TestView_randomEventsMatchASortedList drives the view with random adds, updates and
+// deletes and compares it with the order computed from scratch.
+func TestView_randomEventsMatchASortedList(t *testing.T) {
+	g := NewWithT(t)
+	v := New()
+	live := map[string]*scimv1.StackUser{}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 5000 {
+		name := fmt.Sprintf("u%03d", r.IntN(300))
+		prev, exists := live[name]
+		switch {
+		case !exists:
+			u := user("ns", "okta", name, r.IntN(50))
+			live[name] = u
+			v.OnAdd(u, false)
+		case r.IntN(3) == 0:
+			delete(live, name)
+			v.OnDelete(prev)
+		default:
+			u := prev.DeepCopy()
+			u.Spec.Title = fmt.Sprint(i)
+			live[name] = u
+			v.OnUpdate(prev, u)
+		}
+	}
+	want := make([]*scimv1.StackUser, 0, len(live))
+	for _, u := range live {
+		want = append(want, u)
+	}
+	slices.SortFunc(want, Compare)
+	got := v.All("ns", "okta")
+	g.Expect(names(got)).To(Equal(names(want)))
+	for i := range got {
+		g.Expect(got[i]).To(BeIdenticalTo(want[i]), "the view holds the latest object")
+	}
+}
