@@ -6,6 +6,8 @@ const (
 	ReasonSynced = "Synced"
 	// ReasonSettingsNotFound: the ScimSettings named in spec.settingsRef does not exist.
 	ReasonSettingsNotFound = "SettingsNotFound"
+	// ReasonTenantDisabled: the tenant's ScimSettings has enabled: false.
+	ReasonTenantDisabled = "TenantDisabled"
 	// ReasonSiteTokenNotFound: the site token Secret (or its key) is missing or empty.
 	ReasonSiteTokenNotFound = "SiteTokenNotFound"
 	// ReasonSiteConfigInvalid: the tenant's site settings cannot be used (e.g. a bad URL).

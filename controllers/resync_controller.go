@@ -56,6 +56,9 @@ func (r *ResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	period := settings.EffectiveResyncPeriod()
+	if !settings.IsEnabled() {
+		return ctrl.Result{}, nil // enabling it is a spec change, which triggers us again
+	}
 	now := time.Now()
 	if last := settings.Status.LastResyncTime; last != nil {
 		if due := last.Add(period); now.Before(due) {

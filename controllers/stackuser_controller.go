@@ -294,6 +294,13 @@ func (r *StackUserReconciler) loadTenant(ctx context.Context, s *scope) error {
 		return err
 	}
 	s.tenant = t
+	if !t.settings.IsEnabled() {
+		// SCIM is switched off for the tenant, as on the site's own settings page: nothing
+		// goes to the site until it is on again (the ScimSettings watch re-queues us).
+		s.synced = &metav1.Condition{Type: scimv1.ConditionSynced, Status: metav1.ConditionFalse, Reason: ReasonTenantDisabled,
+			Message: fmt.Sprintf("ScimSettings %q has enabled: false; the site is not changed until it is enabled", t.settings.Name)}
+		s.failed, s.done = true, true
+	}
 	return nil
 }
 

@@ -551,3 +551,22 @@ func TestStackUserReconciler_concurrentHistoryAppendsAreNeverLost(t *testing.T) 
 	g.Expect(scim).To(Equal(10))
 	g.Expect(applied).To(Equal(len(titles)))
 }
+
+func TestStackUserReconciler_disabledTenantLeavesTheSiteAlone(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	h := newUserHarness(t, harnessOptions{
+		sim:      sitesim.Config{CreateUsers: true},
+		settings: func(s *scimv1.ScimSettings) { s.Spec.Enabled = ptr.To(false) },
+	})
+	h.createUser("erin", nil)
+	h.eventually("erin", func(g Gomega, u *scimv1.StackUser) {
+		g.Expect(u).To(haveCondition(scimv1.ConditionSynced, metav1.ConditionFalse, controllers.ReasonTenantDisabled))
+	})
+	g.Consistently(func() int { return len(h.sim.Users()) }, time.Second, 100*time.Millisecond).Should(BeZero(),
+		"nothing reaches the site while SCIM is off")
+
+	h.updateSettings(func(s *scimv1.ScimSettings) { s.Spec.Enabled = ptr.To(true) })
+	u := h.eventuallySynced("erin")
+	g.Expect(h.siteUser(g, u).Active).To(BeTrue())
+}
