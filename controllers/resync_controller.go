@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/util/retry"
 	"strings"
 	"time"
 
@@ -201,19 +203,30 @@ func needsSync(u *scimv1.StackUser, settings *scimv1.ScimSettings, su *site.User
 // optimistic lock, never overwriting counts written meanwhile.
 func (r *ResyncReconciler) recordStatus(ctx context.Context, settings *scimv1.ScimSettings, siteOnly int32) error {
 	now := metav1.Now()
-	status := map[string]any{"lastResyncTime": now}
-	body := map[string]any{"status": status}
-	if settings.Status.Users == nil {
-		status["users"] = map[string]any{"siteOnly": siteOnly, "total": 0, "active": 0}
-		body["metadata"] = map[string]any{"resourceVersion": settings.ResourceVersion}
-	} else {
-		status["users"] = map[string]any{"siteOnly": siteOnly}
-	}
-	data, err := json.Marshal(body)
-	if err != nil {
+	// Only the first write (no users yet) needs the lock; a conflict there means the
+	// ScimSettings reconciler wrote first, so retry on a fresh copy rather than redo the
+	// whole resync.
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		status := map[string]any{"lastResyncTime": now}
+		body := map[string]any{"status": status}
+		if settings.Status.Users == nil {
+			status["users"] = map[string]any{"siteOnly": siteOnly, "total": 0, "active": 0}
+			body["metadata"] = map[string]any{"resourceVersion": settings.ResourceVersion}
+		} else {
+			status["users"] = map[string]any{"siteOnly": siteOnly}
+		}
+		data, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		err = r.Status().Patch(ctx, settings, client.RawPatch(types.MergePatchType, data))
+		if apierrors.IsConflict(err) {
+			if gerr := r.Get(ctx, client.ObjectKeyFromObject(settings), settings); gerr != nil {
+				return gerr
+			}
+		}
 		return err
-	}
-	return r.Status().Patch(ctx, settings, client.RawPatch(types.MergePatchType, data))
+	})
 }
 
 // SetupWithManager registers the resync: it runs per ScimSettings on spec changes (not on

@@ -216,6 +216,11 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 		return ctrl.Result{}, nil
 	default:
 		logf.FromContext(ctx).V(1).Info("status patch failed, requeueing", "error", patchErr.Error())
+		if u.Status.SiteID != "" {
+			// The site user exists (maybe created just now): the retry must not look it
+			// up again, nor record a second link.
+			r.siteIDs.Store(s.key, knownSite{uid: u.UID, siteID: u.Status.SiteID})
+		}
 		// A conflict usually means this reconcile worked from a stale copy; what it only
 		// observed is recomputed by the retry, but what it wrote to the site is recorded now.
 		if len(s.entries) > 0 && s.wrote {
@@ -226,6 +231,11 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 				}
 			}
 		}
+		if err == nil && apierrors.IsConflict(patchErr) {
+			// Expected while the SCIM server appends to the same history: retry soon,
+			// without an error in the log.
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
 		if err == nil {
 			err = patchErr
 		}
@@ -235,6 +245,9 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	}
 	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
 }
+
+// conflictRetry is how soon a reconcile whose status patch lost a race runs again.
+const conflictRetry = 100 * time.Millisecond
 
 func historyLimit(s *scope) int {
 	if s.tenant != nil && s.tenant.settings != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -197,10 +198,14 @@ func (h *userHarness) createUserAs(name, fieldManager string, mutate func(*scimv
 	return u
 }
 
+// patientRetry outlasts the reconciler and the SCIM server writing the same object (the
+// default gives up after 5 quick tries).
+var patientRetry = wait.Backoff{Steps: 20, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
+
 // updateUser changes a StackUser's spec as fieldManager, retrying on conflict.
 func (h *userHarness) updateUser(name, fieldManager string, mutate func(*scimv1.StackUser)) {
 	h.t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(patientRetry, func() error {
 		u := &scimv1.StackUser{}
 		if err := testEnv.Client.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: name}, u); err != nil {
 			return err
@@ -216,7 +221,7 @@ func (h *userHarness) updateUser(name, fieldManager string, mutate func(*scimv1.
 // updateSettings changes the tenant's spec, retrying on conflict.
 func (h *userHarness) updateSettings(mutate func(*scimv1.ScimSettings)) {
 	h.t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(patientRetry, func() error {
 		s := h.settings()
 		mutate(s)
 		return testEnv.Client.Update(context.Background(), s)
