@@ -195,15 +195,30 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 		u.Status.Site = observe(s.siteUser, s.now)
 	}
 
-	// History goes in the same optimistically locked patch, so status and its audit trail
-	// appear together; if the SCIM server appended meanwhile, the patch conflicts and the
-	// entries are appended to a fresh copy instead, so none is lost.
+	// History goes in the same patch, so status and its audit trail appear together. Only
+	// this reconciler writes the other status fields; the history is shared with the SCIM
+	// server, and the patch prepends to it without a lock, so a bulk push does not turn
+	// into a conflict storm. A user without history yet gets an optimistically locked
+	// patch instead; if that conflicts, the entries are appended to a fresh copy below.
 	limit := historyLimit(s)
 	for i := range s.entries {
 		s.entries[i].Time = s.now
 	}
-	u.Status.History = audit.Prepend(u.Status.History, limit, s.entries...)
-	patchErr := r.Status().Patch(ctx, u, client.MergeFromWithOptions(s.orig, client.MergeFromWithOptimisticLock{}))
+	var patch client.Patch
+	if audit.CanPatchHistory(s.orig) {
+		set := map[string]any{"conditions": u.Status.Conditions, "observedGeneration": u.Status.ObservedGeneration}
+		if u.Status.SiteID != "" {
+			set["siteId"] = u.Status.SiteID
+		}
+		if u.Status.Site != nil {
+			set["site"] = u.Status.Site
+		}
+		patch = audit.NewStatusPatch(len(s.orig.Status.History), limit, set, s.entries...)
+	} else {
+		u.Status.History = audit.Prepend(u.Status.History, limit, s.entries...)
+		patch = client.MergeFromWithOptions(s.orig, client.MergeFromWithOptimisticLock{})
+	}
+	patchErr := r.Status().Patch(ctx, u, patch)
 	switch {
 	case patchErr == nil:
 		if u.Status.SiteID != "" {
@@ -231,7 +246,7 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 				}
 			}
 		}
-		if err == nil && apierrors.IsConflict(patchErr) {
+		if err == nil && (apierrors.IsConflict(patchErr) || apierrors.IsInvalid(patchErr)) {
 			// Expected while the SCIM server appends to the same history: retry soon,
 			// without an error in the log.
 			return ctrl.Result{RequeueAfter: conflictRetry}, nil

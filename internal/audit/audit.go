@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
@@ -75,6 +76,13 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 // while the reconciler records its own entries); client-go's default gives up after 4.
 var conflictBackoff = wait.Backoff{Steps: 12, Duration: 5 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
 
+// retriable errors are worth a fresh read and another try: a conflict (the first write of
+// a history is locked), or a patch whose trim no longer applies because another writer
+// trimmed first.
+func retriable(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsInvalid(err) || apierrors.IsInternalError(err)
+}
+
 // Recorder emits the Event and log line of an entry and can persist entries.
 type Recorder struct {
 	Client client.Client
@@ -129,13 +137,16 @@ func (r *Recorder) Append(ctx context.Context, user *scimv1.StackUser, limit int
 		entries[i] = sanitize(entries[i])
 	}
 	first := true
-	err := retry.RetryOnConflict(conflictBackoff, func() error {
+	err := retry.OnError(conflictBackoff, retriable, func() error {
 		if !first {
 			if err := r.Client.Get(ctx, client.ObjectKeyFromObject(user), user); err != nil {
 				return err
 			}
 		}
 		first = false
+		if CanPatchHistory(user) {
+			return r.Client.Status().Patch(ctx, user, NewStatusPatch(len(user.Status.History), limit, nil, entries...))
+		}
 		user.Status.History = Prepend(user.Status.History, limit, entries...)
 		return r.Client.Status().Update(ctx, user)
 	})

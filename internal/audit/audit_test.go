@@ -132,3 +132,40 @@ func TestRecorder_concurrentAppendsLoseNothing(t *testing.T) {
 	}
 	g.Expect(seen).To(HaveLen(writers*each), "no entry lost or duplicated")
 }
+
+// TestRecorder_concurrentAppendsStayBounded: prepends without a lock may leave a few
+// extra old entries for a moment; the next write trims back to the limit, newest first.
+func TestRecorder_concurrentAppendsStayBounded(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	u := &scimv1.StackUser{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bea"},
+		Spec:       scimv1.StackUserSpec{SettingsRef: scimv1.SettingsReference{Name: "okta"}, UserName: "bea"},
+	}
+	g.Expect(env.Client.Create(ctx, u)).To(Succeed())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			rec := &audit.Recorder{Client: env.Client, Log: logr.Discard()}
+			for i := range 5 {
+				mine := &scimv1.StackUser{}
+				if err := env.Client.Get(ctx, client.ObjectKeyFromObject(u), mine); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := rec.Append(ctx, mine, 5, entry(fmt.Sprintf("w%d-%d", w, i))); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rec := &audit.Recorder{Client: env.Client, Log: logr.Discard()}
+	last := &scimv1.StackUser{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(u), last)).To(Succeed())
+	g.Expect(rec.Append(ctx, last, 5, entry("last"))).To(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(u), last)).To(Succeed())
+	g.Expect(last.Status.History).To(HaveLen(5))
+	g.Expect(last.Status.History[0].Action).To(Equal("last"))
+}
