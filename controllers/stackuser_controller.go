@@ -227,6 +227,15 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 			r.siteIDs.Delete(s.key)
 		}
 		r.Audit.Emit(u, s.entries...)
+		// The patch answered with the latest object: by now the SCIM server has
+		// normally appended its entry for the request that triggered us.
+		if e, fresh := missingSCIMEntry(u, limit); e != nil {
+			if aerr := r.Audit.Append(ctx, u, limit, *e); aerr != nil {
+				return ctrl.Result{}, aerr
+			}
+		} else if fresh > 0 && (s.requeueAfter == 0 || fresh < s.requeueAfter) {
+			s.requeueAfter = fresh
+		}
 	case apierrors.IsNotFound(patchErr):
 		return ctrl.Result{}, nil
 	default:

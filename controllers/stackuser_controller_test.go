@@ -570,3 +570,38 @@ func TestStackUserReconciler_disabledTenantLeavesTheSiteAlone(t *testing.T) {
 	u := h.eventuallySynced("erin")
 	g.Expect(h.siteUser(g, u).Active).To(BeTrue())
 }
+
+// TestStackUserReconciler_restoresTheEntryOfAnInterruptedSCIMRequest: the SCIM server
+// writes the request (with its audit entry) together with the change, then appends the
+// entry; when it dies in between, the reconciler restores the entry once the grace is over.
+func TestStackUserReconciler_restoresTheEntryOfAnInterruptedSCIMRequest(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	h := newUserHarness(t, harnessOptions{sim: sitesim.Config{CreateUsers: true}})
+	info, _ := json.Marshal(audit.RequestInfo{RequestID: "req-lost", UserAgent: "Okta SCIM Client 1.0.0", Tenant: h.ns + "/" + tenantName,
+		Time: time.Now().UTC().Format(time.RFC3339Nano), Action: "Create",
+		Changes: []scimv1.FieldChange{{Field: "userName", New: "lost@example.com"}}})
+	u := &scimv1.StackUser{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "lost", Labels: map[string]string{scimv1.LabelSettings: tenantName},
+			Annotations: map[string]string{audit.AnnotationLastSCIMRequest: string(info)}},
+		Spec: scimv1.StackUserSpec{SettingsRef: scimv1.SettingsReference{Name: tenantName}, UserName: "lost@example.com", ExternalID: "okta-lost"},
+	}
+	g.Expect(testEnv.Client.Create(context.Background(), u, client.FieldOwner(audit.SCIMFieldManager))).To(Succeed())
+
+	restored := func(u *scimv1.StackUser) []scimv1.AuditEntry {
+		var out []scimv1.AuditEntry
+		for _, e := range u.Status.History {
+			if e.Actor.RequestID == "req-lost" && e.Action == "Create" && strings.HasPrefix(e.Message, "restored from the request annotation") {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	h.eventuallySynced("lost")
+	g.Expect(restored(h.user(g, "lost"))).To(BeEmpty(), "the SCIM server gets its grace to append the entry itself")
+	h.eventually("lost", func(g Gomega, u *scimv1.StackUser) {
+		g.Expect(restored(u)).To(HaveLen(1))
+		g.Expect(restored(u)[0].Changes).To(ContainElement(scimv1.FieldChange{Field: "userName", New: "lost@example.com"}))
+	})
+	g.Consistently(func() int { return len(restored(h.user(g, "lost"))) }, 2*time.Second, 200*time.Millisecond).Should(Equal(1), "restored once")
+}

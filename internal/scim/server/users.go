@@ -196,24 +196,9 @@ func duplicate(userName, id string) error {
 	return scimerr.New(http.StatusConflict, scimerr.Uniqueness, "a user with userName %q already exists (id %s); userName is unique regardless of case", truncate(userName, 256), id)
 }
 
-func (s *Server) annotate(u *scimv1.StackUser, q *request, now time.Time) {
-	if u.Annotations == nil {
-		u.Annotations = map[string]string{}
-	}
-	info, _ := json.Marshal(audit.RequestInfo{
-		RequestID: q.id,
-		UserAgent: truncate(q.r.UserAgent(), 256),
-		Tenant:    q.tenantName(),
-		Time:      now.Format(time.RFC3339),
-	})
-	u.Annotations[audit.AnnotationLastSCIMRequest] = string(info)
-	u.Annotations[audit.AnnotationLastModified] = now.Format(time.RFC3339)
-}
-
-// recordAudit appends the audit entry of a SCIM write. The write is already durable, so a
-// failure here is logged, not returned to the identity provider.
-func (s *Server) recordAudit(ctx context.Context, q *request, u *scimv1.StackUser, action string, changes []scimv1.FieldChange) {
-	entry := scimv1.AuditEntry{
+// entry is the audit entry of a SCIM write.
+func (s *Server) entry(q *request, action string, changes []scimv1.FieldChange) scimv1.AuditEntry {
+	return scimv1.AuditEntry{
 		Time: metav1.Now(),
 		Actor: scimv1.Actor{
 			Kind:      scimv1.ActorIdentityProvider,
@@ -225,8 +210,32 @@ func (s *Server) recordAudit(ctx context.Context, q *request, u *scimv1.StackUse
 		Changes: changes,
 		Result:  scimv1.ResultApplied,
 	}
+}
+
+// annotate names the request on the object, in the same write as the change, with its
+// audit entry: if this replica dies before recordAudit, the reconciler restores it.
+func (s *Server) annotate(u *scimv1.StackUser, q *request, e scimv1.AuditEntry) {
+	if u.Annotations == nil {
+		u.Annotations = map[string]string{}
+	}
+	now := e.Time.UTC()
+	info, _ := json.Marshal(audit.RequestInfo{
+		RequestID: e.Actor.RequestID,
+		UserAgent: e.Actor.UserAgent,
+		Tenant:    e.Actor.Name,
+		Time:      now.Format(time.RFC3339Nano),
+		Action:    e.Action,
+		Changes:   e.Changes,
+	})
+	u.Annotations[audit.AnnotationLastSCIMRequest] = string(info)
+	u.Annotations[audit.AnnotationLastModified] = now.Format(time.RFC3339)
+}
+
+// recordAudit appends the audit entry of a SCIM write. The write is already durable, so a
+// failure here is logged, not returned to the identity provider.
+func (s *Server) recordAudit(ctx context.Context, q *request, u *scimv1.StackUser, e scimv1.AuditEntry) {
 	// Append refreshes its argument from the cache on conflicts; keep the caller's copy.
-	if err := s.recorder.Append(ctx, u.DeepCopy(), q.settings.EffectiveHistoryLimit(), entry); err != nil && !apierrors.IsNotFound(err) {
+	if err := s.recorder.Append(ctx, u.DeepCopy(), q.settings.EffectiveHistoryLimit(), e); err != nil && !apierrors.IsNotFound(err) {
 		s.log.Error(err, "recording audit entry", "stackuser", u.Namespace+"/"+u.Name, "requestId", q.id)
 	}
 }
@@ -263,7 +272,6 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 	} else if other != nil {
 		return duplicate(other.Spec.UserName, other.Name)
 	}
-	now := time.Now().UTC()
 	u := &scimv1.StackUser{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: q.tenant.Namespace,
@@ -275,7 +283,8 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 		},
 		Spec: spec,
 	}
-	s.annotate(u, q, now)
+	entry := s.entry(q, "Create", audit.Diff(nil, audit.Flatten(&u.Spec)))
+	s.annotate(u, q, entry)
 	err = s.opts.Client.Create(ctx, u, client.FieldOwner(audit.SCIMFieldManager))
 	if apierrors.IsAlreadyExists(err) {
 		var existing scimv1.StackUser
@@ -297,7 +306,7 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 		return s.apiError(err, "creating user")
 	}
 	s.recent.put(client.ObjectKeyFromObject(u), u)
-	s.recordAudit(ctx, q, u, "Create", audit.Diff(nil, audit.Flatten(&u.Spec)))
+	s.recordAudit(ctx, q, u, entry)
 	s.writeUser(q, http.StatusCreated, u)
 	return nil
 }
@@ -375,7 +384,8 @@ func (s *Server) update(ctx context.Context, q *request, action string, mutate f
 		}
 		upd := cur.DeepCopy()
 		upd.Spec = spec
-		s.annotate(upd, q, time.Now().UTC())
+		entry := s.entry(q, action, audit.Diff(audit.Flatten(&cur.Spec), audit.Flatten(&upd.Spec)))
+		s.annotate(upd, q, entry)
 		err = s.opts.Client.Update(ctx, upd, client.FieldOwner(audit.SCIMFieldManager))
 		if apierrors.IsConflict(err) && attempt < 5 {
 			continue
@@ -384,7 +394,7 @@ func (s *Server) update(ctx context.Context, q *request, action string, mutate f
 			return s.apiError(err, "updating user")
 		}
 		s.recent.put(client.ObjectKeyFromObject(upd), upd)
-		s.recordAudit(ctx, q, upd, action, audit.Diff(audit.Flatten(&cur.Spec), audit.Flatten(&upd.Spec)))
+		s.recordAudit(ctx, q, upd, entry)
 		s.writeUser(q, http.StatusOK, upd)
 		return nil
 	}
@@ -411,7 +421,8 @@ func (s *Server) doDelete(ctx context.Context, q *request) error {
 	// Name the request on the object first, so the finalizer's site-side deactivation
 	// can be attributed to it.
 	info := u.DeepCopy()
-	s.annotate(info, q, time.Now().UTC())
+	entry := s.entry(q, "Delete", nil)
+	s.annotate(info, q, entry)
 	mp, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
 		audit.AnnotationLastSCIMRequest: info.Annotations[audit.AnnotationLastSCIMRequest],
 	}}})
@@ -421,7 +432,7 @@ func (s *Server) doDelete(ctx context.Context, q *request) error {
 		}
 		return s.apiError(err, "annotating user before deletion")
 	}
-	s.recordAudit(ctx, q, u, "Delete", nil)
+	s.recordAudit(ctx, q, u, entry)
 	uid := u.UID
 	if err := s.opts.Client.Delete(ctx, u, client.Preconditions{UID: &uid}); err != nil {
 		if apierrors.IsNotFound(err) {
