@@ -32,6 +32,14 @@ type Error struct {
 	Status   int
 	ScimType string
 	Detail   string
+	// RetryAfter, in seconds, is sent as the Retry-After header when positive.
+	RetryAfter int
+}
+
+// WithRetryAfter sets the seconds a client should wait before retrying.
+func (e *Error) WithRetryAfter(seconds int) *Error {
+	e.RetryAfter = seconds
+	return e
 }
 
 func (e *Error) Error() string {

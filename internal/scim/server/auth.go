@@ -35,6 +35,10 @@ func presentedToken(r *http.Request) string {
 // authenticate checks the request's token against the tenant's Secret, read through the
 // manager's cache so a rotated token takes effect as soon as the watch delivers it.
 func (s *Server) authenticate(ctx context.Context, settings *scimv1.ScimSettings, r *http.Request) authResult {
+	if len(r.Header.Values("Authorization")) > 1 {
+		// A proxy and a client each adding one: which is meant is a guess, so refuse.
+		return authResult{reason: "several Authorization headers", detail: "Send exactly one Authorization header with the tenant's token."}
+	}
 	presented := presentedToken(r)
 	if presented == "" {
 		return authResult{reason: "no bearer token", detail: "Authentication is required: send the tenant's token as \"Authorization: Bearer <token>\"."}

@@ -77,6 +77,9 @@ func writeError(w http.ResponseWriter, r *http.Request, e *scimerr.Error) {
 	if rw, ok := w.(*responseWriter); ok {
 		rw.detail = e.Detail
 	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 	writeJSON(w, r, e.Status, errorBody(e))
 }
 

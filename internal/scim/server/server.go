@@ -338,7 +338,7 @@ func (s *Server) route(q *request) error {
 		q.baseURL = s.externalBase(q.r) + prefix
 		return nil
 	}
-	return scimerr.New(http.StatusNotFound, "", "no SCIM tenant or resource at %s; the tenant's base path is shown in its ScimSettings status", truncate(q.r.URL.Path, 200))
+	return scimerr.New(http.StatusNotFound, "", "no SCIM tenant or resource at %q; the tenant's base path is shown in its ScimSettings status", truncate(q.r.URL.Path, 200))
 }
 
 func (s *Server) tenantByBasePath(ctx context.Context, prefix string) (*scimv1.ScimSettings, error) {

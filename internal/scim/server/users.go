@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -127,7 +128,8 @@ func (s *Server) apiError(err error, what string) error {
 	case apierrors.IsAlreadyExists(err):
 		return scimerr.New(http.StatusConflict, scimerr.Uniqueness, "the user already exists")
 	case apierrors.IsConflict(err):
-		return scimerr.New(http.StatusConflict, "", "the user was changed concurrently; retry")
+		// Only after several backed-off attempts lost to other writers of the same user.
+		return scimerr.New(http.StatusConflict, "", "the user is being changed by other requests right now; retry in a second").WithRetryAfter(1)
 	case apierrors.IsNotFound(err):
 		return scimerr.New(http.StatusNotFound, "", "the user no longer exists")
 	case apierrors.IsRequestEntityTooLargeError(err):
@@ -356,6 +358,26 @@ func (s *Server) patchUser(q *request) {
 
 // update is the read-modify-write of PUT and PATCH, retried on write conflicts. A change
 // that leaves the spec as it is writes nothing (Okta's GET-then-PUT round trip).
+// maxUpdateAttempts bounds the read-modify-write retries of one PUT or PATCH.
+const maxUpdateAttempts = 10
+
+// updateBackoff is the pause before retry attempt+1: 5 ms doubling to 320 ms, ±50%.
+func updateBackoff(attempt int) time.Duration {
+	d := 5 * time.Millisecond << min(attempt, 6)
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (s *Server) update(ctx context.Context, q *request, action string, mutate func(*scimv1.StackUser) (scimv1.StackUserSpec, error)) error {
 	id := q.rest[0]
 	for attempt := 0; ; attempt++ {
@@ -387,7 +409,12 @@ func (s *Server) update(ctx context.Context, q *request, action string, mutate f
 		entry := s.entry(q, action, audit.Diff(audit.Flatten(&cur.Spec), audit.Flatten(&upd.Spec)))
 		s.annotate(upd, q, entry)
 		err = s.opts.Client.Update(ctx, upd, client.FieldOwner(audit.SCIMFieldManager))
-		if apierrors.IsConflict(err) && attempt < 5 {
+		if apierrors.IsConflict(err) && attempt < maxUpdateAttempts {
+			// Another write won (an IdP storm of PATCHes to one user, or the reconciler):
+			// back off with jitter so the writers spread out, then re-read and re-apply.
+			if werr := sleepCtx(ctx, updateBackoff(attempt)); werr != nil {
+				return s.apiError(err, "updating user")
+			}
 			continue
 		}
 		if err != nil {
