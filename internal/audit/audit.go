@@ -148,6 +148,7 @@ func (r *Recorder) Append(ctx context.Context, user *scimv1.StackUser, limit int
 			return r.Client.Status().Patch(ctx, user, NewStatusPatch(len(user.Status.History), limit, nil, entries...))
 		}
 		user.Status.History = Prepend(user.Status.History, limit, entries...)
+		user.ManagedFields = nil // the cache trims them; sending none keeps the server's
 		return r.Client.Status().Update(ctx, user)
 	})
 	if err != nil {

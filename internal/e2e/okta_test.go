@@ -136,6 +136,10 @@ func TestE2E_oktaLifecycle(t *testing.T) {
 		HaveField("Result", scimv1.ResultApplied),
 		HaveField("Changes", ContainElement(HaveField("New", "Admin"))),
 	)), "who made the user an admin, and when, is on record")
+	g.Expect(u.Status.History).To(ContainElement(And(
+		HaveField("Action", "Create"), HaveField("Message", ContainSubstring("created site user")),
+		HaveField("Actor.Kind", scimv1.ActorIdentityProvider), HaveField("Actor.UserAgent", "Okta SCIM Client 1.0.0"),
+	)), "the site-side create is attributed to Okta's request (managedFields survive the cache trim)")
 	for _, e := range u.Status.History {
 		for _, c := range e.Changes {
 			g.Expect(c.Old+c.New).NotTo(ContainSubstring("Not-Stored-1!"), "no password in the history")

@@ -408,6 +408,9 @@ func (s *Server) update(ctx context.Context, q *request, action string, mutate f
 		upd.Spec = spec
 		entry := s.entry(q, action, audit.Diff(audit.Flatten(&cur.Spec), audit.Flatten(&upd.Spec)))
 		s.annotate(upd, q, entry)
+		// The cache trims managedFields (internal/cachetrim); sending none keeps the
+		// server's own.
+		upd.ManagedFields = nil
 		err = s.opts.Client.Update(ctx, upd, client.FieldOwner(audit.SCIMFieldManager))
 		if apierrors.IsConflict(err) && attempt < maxUpdateAttempts {
 			// Another write won (an IdP storm of PATCHes to one user, or the reconciler):

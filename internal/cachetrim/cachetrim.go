@@ -1,0 +1,53 @@
+// Package cachetrim shrinks objects before they enter the manager's informer cache. At
+// 100,000 StackUsers the cache is most of the manager's memory, and most of each cached
+// object is metadata the operator never reads: the field-by-field ownership in
+// managedFields and kubectl's last-applied-configuration copy of the object.
+package cachetrim
+
+import (
+	"bytes"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+)
+
+// specMarker is what remains of a managedFields entry that owns spec fields: the
+// reconciler only asks which manager last wrote the spec, and when.
+var specMarker = []byte(`{"f:spec":{}}`)
+
+// lastApplied is kubectl's client-side apply annotation: a full copy of the object.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// Transform is a cache transform (cache.Options.DefaultTransform) that keeps each
+// managedFields entry's manager, operation, subresource and time, and whether it owns
+// spec fields, and drops the rest along with last-applied-configuration.
+func Transform() toolscache.TransformFunc {
+	return func(in any) (any, error) {
+		obj, ok := in.(metav1.Object)
+		if !ok {
+			return in, nil
+		}
+		if mf := obj.GetManagedFields(); len(mf) > 0 {
+			trimmed := make([]metav1.ManagedFieldsEntry, len(mf))
+			for i, e := range mf {
+				owns := e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`))
+				e.FieldsV1 = nil
+				if owns {
+					e.FieldsV1 = &metav1.FieldsV1{Raw: specMarker}
+				}
+				trimmed[i] = e
+			}
+			obj.SetManagedFields(trimmed)
+		}
+		if a := obj.GetAnnotations(); a[lastApplied] != "" {
+			kept := make(map[string]string, len(a)-1)
+			for k, v := range a {
+				if k != lastApplied {
+					kept[k] = v
+				}
+			}
+			obj.SetAnnotations(kept)
+		}
+		return obj, nil
+	}
+}

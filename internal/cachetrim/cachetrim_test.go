@@ -1,0 +1,35 @@
+package cachetrim
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+)
+
+func TestTransform_keepsWhoWroteTheSpecAndDropsTheRest(t *testing.T) {
+	g := NewWithT(t)
+	now := metav1.NewTime(time.Now())
+	u := &scimv1.StackUser{ObjectMeta: metav1.ObjectMeta{
+		Annotations: map[string]string{lastApplied: `{"a":"big copy"}`, "scim.stackscim.io/last-scim-request": `{"requestId":"r1"}`},
+		ManagedFields: []metav1.ManagedFieldsEntry{
+			{Manager: "stack-scim-operator-scim", Operation: metav1.ManagedFieldsOperationUpdate, Time: &now,
+				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}},"f:spec":{"f:userName":{},"f:emails":{}}}`)}},
+			{Manager: "stack-scim-operator", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status", Time: &now,
+				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:history":{}}}`)}},
+		},
+	}}
+	out, err := Transform()(u)
+	g.Expect(err).NotTo(HaveOccurred())
+	got := out.(*scimv1.StackUser)
+	g.Expect(got.Annotations).To(Equal(map[string]string{"scim.stackscim.io/last-scim-request": `{"requestId":"r1"}`}))
+	g.Expect(got.ManagedFields).To(HaveLen(2))
+	g.Expect(got.ManagedFields[0].Manager).To(Equal("stack-scim-operator-scim"))
+	g.Expect(got.ManagedFields[0].Time).To(Equal(&now))
+	g.Expect(string(got.ManagedFields[0].FieldsV1.Raw)).To(Equal(`{"f:spec":{}}`))
+	g.Expect(got.ManagedFields[1].Subresource).To(Equal("status"))
+	g.Expect(got.ManagedFields[1].FieldsV1).To(BeNil())
+}
