@@ -222,6 +222,26 @@ func (o Options) roleSchemaAllowed(urn string) bool {
 // server assigns, and password (accepted, never stored or returned).
 var ignored = map[string]bool{"schemas": true, "id": true, "meta": true, "groups": true, "password": true}
 
+// stringAttribute is a core attribute stored as a plain string in the spec.
+type stringAttribute struct {
+	name  string // as SCIM spells it, for error details
+	field func(*scimv1.StackUserSpec) *string
+}
+
+// stringAttributes are keyed by lower-cased name: SCIM attribute names match
+// case-insensitively.
+var stringAttributes = map[string]stringAttribute{
+	"username":          {"userName", func(s *scimv1.StackUserSpec) *string { return &s.UserName }},
+	"externalid":        {"externalId", func(s *scimv1.StackUserSpec) *string { return &s.ExternalID }},
+	"displayname":       {"displayName", func(s *scimv1.StackUserSpec) *string { return &s.DisplayName }},
+	"nickname":          {"nickName", func(s *scimv1.StackUserSpec) *string { return &s.NickName }},
+	"profileurl":        {"profileUrl", func(s *scimv1.StackUserSpec) *string { return &s.ProfileURL }},
+	"title":             {"title", func(s *scimv1.StackUserSpec) *string { return &s.Title }},
+	"preferredlanguage": {"preferredLanguage", func(s *scimv1.StackUserSpec) *string { return &s.PreferredLanguage }},
+	"locale":            {"locale", func(s *scimv1.StackUserSpec) *string { return &s.Locale }},
+	"timezone":          {"timezone", func(s *scimv1.StackUserSpec) *string { return &s.Timezone }},
+}
+
 // FromSCIM reads a SCIM User document into a StackUserSpec (settingsRef is left empty).
 // Attribute names match case-insensitively; booleans may be strings ("True"); anything
 // unknown is kept in additionalAttributes. Errors are 400 SCIM errors.
@@ -245,25 +265,11 @@ func FromSCIM(doc map[string]any, opts Options) (scimv1.StackUserSpec, error) {
 		if ignored[lk] {
 			continue
 		}
+		if a, ok := stringAttributes[lk]; ok {
+			*a.field(&spec) = str(a.name, v)
+			continue
+		}
 		switch lk {
-		case "username":
-			spec.UserName = str("userName", v)
-		case "externalid":
-			spec.ExternalID = str("externalId", v)
-		case "displayname":
-			spec.DisplayName = str("displayName", v)
-		case "nickname":
-			spec.NickName = str("nickName", v)
-		case "profileurl":
-			spec.ProfileURL = str("profileUrl", v)
-		case "title":
-			spec.Title = str("title", v)
-		case "preferredlanguage":
-			spec.PreferredLanguage = str("preferredLanguage", v)
-		case "locale":
-			spec.Locale = str("locale", v)
-		case "timezone":
-			spec.Timezone = str("timezone", v)
 		case "usertype":
 			roleCandidates = append(roleCandidates, roleCandidate{rank: 3, source: "userType", value: v})
 		case "stackusertype":
