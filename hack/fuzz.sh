@@ -9,7 +9,8 @@ set -euo pipefail
 fuzztime=${1:-10s}
 cd "$(dirname "$0")/.."
 found=0
-inputs() { find "$1" -type f 2>/dev/null | wc -l; }
+# A target without a committed corpus has no folder yet: that counts as zero inputs.
+inputs() { if [[ -d $1 ]]; then find "$1" -type f | wc -l; else echo 0; fi; }
 while IFS=: read -r file _ line; do
   name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' <<<"$line")
   pkg=./$(dirname "$file")
