@@ -15,29 +15,40 @@ var operatorActor = scimv1.Actor{Kind: scimv1.ActorOperator, Name: controllerNam
 var driftActor = scimv1.Actor{Kind: scimv1.ActorDriftCorrection, Name: controllerName}
 
 // specActor names who last changed the StackUser's spec: the identity provider when the
-// newest managedFields entry touching the spec belongs to the SCIM server (with the
-// request it recorded in AnnotationLastSCIMRequest), otherwise a GitOps edit named after
-// its field manager.
+// SCIM request recorded in AnnotationLastSCIMRequest left the current generation,
+// otherwise a GitOps edit named after the newest other field manager of the spec.
+// Without a recorded generation, the newest spec manager decides (managedFields times
+// have one-second resolution, so the generation is the better witness).
 func specActor(u *scimv1.StackUser) scimv1.Actor {
-	var latest *metav1.ManagedFieldsEntry
+	var info audit.RequestInfo
+	raw := u.Annotations[audit.AnnotationLastSCIMRequest]
+	hasInfo := raw != "" && json.Unmarshal([]byte(raw), &info) == nil
+	var latest, latestOther *metav1.ManagedFieldsEntry
 	for i := range u.ManagedFields {
 		e := &u.ManagedFields[i]
 		if e.Subresource != "" || e.FieldsV1 == nil || !bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`)) {
 			continue
 		}
-		if latest == nil || e.Time == nil || latest.Time == nil || !e.Time.Before(latest.Time) {
+		if newer(e, latest) {
 			latest = e
 		}
+		if e.Manager != audit.SCIMFieldManager && newer(e, latestOther) {
+			latestOther = e
+		}
 	}
-	if latest == nil {
-		return operatorActor
+	fromIdP := latest != nil && latest.Manager == audit.SCIMFieldManager
+	if hasInfo && info.Generation > 0 {
+		fromIdP = info.Generation >= u.Generation
+		latest = latestOther
 	}
-	if latest.Manager != audit.SCIMFieldManager {
+	if !fromIdP {
+		if latest == nil {
+			return operatorActor
+		}
 		return scimv1.Actor{Kind: scimv1.ActorGitOps, Name: clip(latest.Manager, 256)}
 	}
 	a := scimv1.Actor{Kind: scimv1.ActorIdentityProvider, Name: u.Spec.SettingsRef.Name}
-	var info audit.RequestInfo
-	if raw := u.Annotations[audit.AnnotationLastSCIMRequest]; raw != "" && json.Unmarshal([]byte(raw), &info) == nil {
+	if hasInfo {
 		if info.Tenant != "" {
 			a.Name = info.Tenant
 		}
@@ -46,6 +57,11 @@ func specActor(u *scimv1.StackUser) scimv1.Actor {
 	}
 	a.Name, a.UserAgent, a.RequestID = clip(a.Name, 256), clip(a.UserAgent, 256), clip(a.RequestID, 128)
 	return a
+}
+
+// newer reports whether managedFields entry e is at least as recent as cur.
+func newer(e, cur *metav1.ManagedFieldsEntry) bool {
+	return cur == nil || e.Time == nil || cur.Time == nil || !e.Time.Before(cur.Time)
 }
 
 func clip(s string, n int) string {

@@ -42,6 +42,26 @@ func TestSpecActor_namesTheLatestSpecWriter(t *testing.T) {
 		},
 		"nobody": {want: operatorActor},
 	}
+	genReq := `{"requestId":"r-2","userAgent":"Okta SCIM Client 1.0.0","tenant":"ns/tenant","generation":3}`
+	for name, tc := range map[string]struct {
+		generation int64
+		want       scimv1.Actor
+	}{
+		// Both writers in the same second: managedFields cannot order them, the generation can.
+		"the request left this generation":   {3, scimv1.Actor{Kind: scimv1.ActorIdentityProvider, Name: "ns/tenant", UserAgent: "Okta SCIM Client 1.0.0", RequestID: "r-2"}},
+		"the spec changed after the request": {4, scimv1.Actor{Kind: scimv1.ActorGitOps, Name: "kubectl-edit"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			u := &scimv1.StackUser{}
+			u.Generation = tc.generation
+			u.ManagedFields = []metav1.ManagedFieldsEntry{
+				{Manager: "kubectl-edit", Time: &t1, FieldsV1: spec},
+				{Manager: audit.SCIMFieldManager, Time: &t1, FieldsV1: spec},
+			}
+			u.Annotations = map[string]string{audit.AnnotationLastSCIMRequest: genReq}
+			NewWithT(t).Expect(specActor(u)).To(Equal(tc.want))
+		})
+	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			u := &scimv1.StackUser{}

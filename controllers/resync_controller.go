@@ -176,6 +176,8 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, error)
 			}
 		}
 	}
+	logf.FromContext(ctx).V(1).Info("resync done", "siteUsers", len(seen), "stackUsers", len(users.Items),
+		"handedOver", len(enqueued), "siteOnly", siteOnly)
 	return siteOnly, nil
 }
 

@@ -1,12 +1,17 @@
 package controllers_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/controllers"
@@ -147,4 +152,126 @@ func TestResync_siteUserRemovedByHandIsRecreated(t *testing.T) {
 	g.Expect(h.sim.Users()).To(HaveLen(1))
 	g.Expect(entries(u, controllers.ActionLink, scimv1.ResultFailed)).To(HaveLen(1))
 	g.Expect(entries(u, controllers.ActionCreate, scimv1.ResultApplied)).To(HaveLen(2))
+}
+
+// benchUsers is how many users TestResync_convergedUsersCostOnlyTheListPages provisions.
+const benchUsers = 300
+
+// benchRoles is the userType cycle of the benchmark's users.
+var benchRoles = []scimv1.Role{scimv1.RoleRegistered, scimv1.RoleModerator, scimv1.RoleAdmin}
+
+// createBenchUser creates a StackUser shaped like the benchmark's (internal/bench): what
+// the SCIM server stores for userName, externalId, active, name{givenName,familyName},
+// emails[{value,primary,type work}] and userType, with no displayName, title or department.
+func (h *userHarness) createBenchUser(i int) {
+	name := fmt.Sprintf("e2e%06d", i)
+	ext := fmt.Sprintf("e2e-%d", i)
+	h.createUser(name, func(s *scimv1.StackUserSpec) {
+		s.UserName = name + "@example.com"
+		s.ExternalID = ext
+		s.DisplayName = ""
+		s.Active = ptr.To(true)
+		s.Name = &scimv1.Name{GivenName: "Bench", FamilyName: ext}
+		s.Emails = []scimv1.MultiValuedAttribute{{Value: name + "@example.com", Primary: true, Type: "work"}}
+		s.Role = role(benchRoles[i%len(benchRoles)])
+	})
+}
+
+// eventuallyAllSynced waits until n StackUsers of the harness are Synced at their generation.
+func (h *userHarness) eventuallyAllSynced(n int) {
+	h.t.Helper()
+	NewWithT(h.t).Eventually(func(g Gomega) {
+		var list scimv1.StackUserList
+		g.Expect(testEnv.Client.List(context.Background(), &list, client.InNamespace(h.ns))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(n))
+		synced := 0
+		for i := range list.Items {
+			u := &list.Items[i]
+			c := meta.FindStatusCondition(u.Status.Conditions, scimv1.ConditionSynced)
+			if c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == u.Generation && u.Status.SiteID != "" {
+				synced++
+			}
+		}
+		g.Expect(synced).To(Equal(n), "Synced users")
+	}).WithTimeout(3 * time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+}
+
+// provisionBenchUsers provisions benchUsers users shaped like the benchmark's on a site
+// with both promotion switches on, and waits until every one is Synced.
+func provisionBenchUsers(t *testing.T, period time.Duration) *userHarness {
+	h := newUserHarness(t, harnessOptions{
+		sim: sitesim.Config{CreateUsers: true, AllowModeratorPromotion: true, AllowAdminPromotion: true},
+		settings: func(s *scimv1.ScimSettings) {
+			s.Spec.AllowModeratorPromotion, s.Spec.AllowAdminPromotion = true, true
+			s.Spec.Site.RequestsPerSecond, s.Spec.Site.Burst = 1000, 1000
+			s.Spec.ResyncPeriod = &metav1.Duration{Duration: period}
+		},
+	})
+	for i := range benchUsers {
+		h.createBenchUser(i)
+	}
+	h.eventuallyAllSynced(benchUsers)
+	return h
+}
+
+// resyncSummaries returns the "resync done" log lines written after offset.
+func (h *userHarness) resyncSummaries(offset int) []string {
+	var out []string
+	for _, l := range strings.Split(h.logs.String()[offset:], "\n") {
+		if strings.Contains(l, `"msg"="resync done"`) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// waitResync waits for the next lastResyncTime.
+func (h *userHarness) waitResync(g Gomega) {
+	var last time.Time
+	if t := h.settings().Status.LastResyncTime; t != nil {
+		last = t.Time
+	}
+	g.Eventually(func() time.Time {
+		if t := h.settings().Status.LastResyncTime; t != nil {
+			return t.Time
+		}
+		return time.Time{}
+	}).WithTimeout(20 * time.Second).Should(BeTemporally(">", last))
+}
+
+// Users that are all in line with the site (the benchmark's users, converged) cost a
+// resync its list pages only: no user is handed to the StackUser reconciler, so no per-user
+// GET. That holds for the resync a resyncPeriod change starts (the benchmark's trigger: a
+// field only the resync reads must not send every user through the reconciler) and for
+// the periodic one after it.
+func TestResync_convergedUsersCostOnlyTheListPages(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	h := provisionBenchUsers(t, time.Hour)
+	pages := int64((benchUsers + 99) / 100)
+
+	offset := len(h.logs.String())
+	before := h.sim.Requests()
+	h.updateSettings(func(s *scimv1.ScimSettings) { s.Spec.ResyncPeriod = &metav1.Duration{Duration: 2 * time.Second} })
+	h.waitResync(g)
+	// Reconciles the change could have queued would reach the site within moments.
+	g.Consistently(func() int64 { return h.sim.Requests()[sitesim.CountGetUser] - before[sitesim.CountGetUser] }).
+		WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(BeZero())
+
+	// The next, periodic resync.
+	offset2 := len(h.logs.String())
+	h.waitResync(g)
+	after := h.sim.Requests()
+	delta := func(k string) int64 { return after[k] - before[k] }
+
+	summaries := h.resyncSummaries(offset)
+	g.Expect(h.resyncSummaries(offset2)).NotTo(BeEmpty())
+	for _, l := range summaries {
+		g.Expect(l).To(ContainSubstring(fmt.Sprintf(`"siteUsers"=%d`, benchUsers)))
+		g.Expect(l).To(ContainSubstring(`"handedOver"=0`), "converged users are not handed over")
+	}
+	g.Expect(delta(sitesim.CountListUsers)).To(BeNumerically(">=", 2*pages))
+	g.Expect(delta(sitesim.CountListUsers)).To(BeNumerically("<=", 3*pages), "at most three resyncs in the window")
+	g.Expect(delta(sitesim.CountGetUser)).To(BeZero(), "no user handed over, so no per-user GET")
+	g.Expect(delta(sitesim.CountTotal)).To(Equal(delta(sitesim.CountListUsers)), "only list requests: %v -> %v", before, after)
 }

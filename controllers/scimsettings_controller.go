@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -79,8 +80,11 @@ const (
 // observedGeneration, basePath, url and the StackUser-derived user counts; other status
 // fields belong to the SCIM server and the StackUser reconciler.
 type ScimSettingsReconciler struct {
-	// Client should be the manager's cached client: counts are computed from the cache.
+	// Client should be the manager's cached client.
 	Client client.Client
+	// Cache, when set, is the manager's cache: users are counted in its index without
+	// copying them. Without it they are listed through Client.
+	Cache cache.Cache
 	// ExternalURL is the public base URL of the SCIM server; status.url is ExternalURL +
 	// the base path. Empty leaves status.url unset.
 	ExternalURL string
@@ -292,19 +296,17 @@ func (r *ScimSettingsReconciler) checkSite(ctx context.Context, s *scimv1.ScimSe
 	return nil
 }
 
-// countUsers counts the tenant's StackUsers from the cache through the UserTenant index,
-// without deep copies: at 100k users a copying List would dominate the reconcile.
+// countUsers counts the tenant's StackUsers in the cache's tenant index, without copying
+// them (see index.EachUser).
 func (r *ScimSettingsReconciler) countUsers(ctx context.Context, s *scimv1.ScimSettings, st *tenantState) error {
-	var users scimv1.StackUserList
-	if err := r.Client.List(ctx, &users, client.InNamespace(s.Namespace),
-		client.MatchingFields{index.UserTenant: s.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing StackUsers of %s: %w", s.Name, err)
+	reader := client.Reader(r.Client)
+	if r.Cache != nil {
+		reader = r.Cache
 	}
 	var c scimv1.UserCounts
-	for i := range users.Items {
-		u := &users.Items[i]
+	err := index.EachUser(ctx, reader, s.Namespace, s.Name, func(u *scimv1.StackUser) {
 		if u.DeletionTimestamp != nil {
-			continue // on its way out: the finalizer is deactivating it on the site
+			return // on its way out: the finalizer is deactivating it on the site
 		}
 		c.Total++
 		if u.IsActive() {
@@ -320,6 +322,9 @@ func (r *ScimSettingsReconciler) countUsers(ctx context.Context, s *scimv1.ScimS
 		default:
 			c.Registered++
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("counting StackUsers of %s: %w", s.Name, err)
 	}
 	st.users = c
 	return nil

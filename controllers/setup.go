@@ -3,6 +3,7 @@ package controllers
 import (
 	"time"
 
+	"golang.org/x/time/rate"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -22,9 +23,27 @@ type Options struct {
 	ResyncJitter float64
 	// Site holds defaults for every tenant's site client: retries, back-off, HTTP client.
 	Site site.Config
-	// MaxConcurrentReconciles bounds parallel StackUser reconciles (default 16: a
+	// MaxConcurrentReconciles bounds parallel StackUser reconciles (default 32: a
 	// reconcile mostly waits on the site, and the tenant rate limit protects the site).
 	MaxConcurrentReconciles int
+	// EventQPS and EventBurst bound the audit Events sent per second (defaults 20 and
+	// 200): Events are best-effort API writes; status.history and the log keep every entry.
+	EventQPS   float64
+	EventBurst int
+}
+
+func (o Options) eventQPS() float64 {
+	if o.EventQPS <= 0 {
+		return 20
+	}
+	return o.EventQPS
+}
+
+func (o Options) eventBurst() int {
+	if o.EventBurst <= 0 {
+		return 200
+	}
+	return o.EventBurst
 }
 
 // Setup registers the StackUser reconciler and the resync with mgr. Both run on the
@@ -35,9 +54,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	users := &StackUserReconciler{
 		Client: mgr.GetClient(),
 		Audit: &audit.Recorder{
-			Client: mgr.GetClient(),
-			Events: mgr.GetEventRecorder(controllerName),
-			Log:    mgr.GetLogger().WithName("audit"),
+			Client:     mgr.GetClient(),
+			Live:       mgr.GetAPIReader(),
+			Events:     mgr.GetEventRecorder(controllerName),
+			EventLimit: rate.NewLimiter(rate.Limit(opts.eventQPS()), opts.eventBurst()),
+			Log:        mgr.GetLogger().WithName("audit"),
 		},
 		Sites:                   sites,
 		Resync:                  resync,

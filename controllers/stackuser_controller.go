@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,7 +47,7 @@ type StackUserReconciler struct {
 	// SignInWait is how long to wait before looking again for a site user that cannot be
 	// created (it appears at the user's first SAML sign-in; the resync also finds it).
 	SignInWait time.Duration
-	// MaxConcurrentReconciles bounds parallel reconciles (default 16).
+	// MaxConcurrentReconciles bounds parallel reconciles (default 32).
 	MaxConcurrentReconciles int
 
 	backoff *backoff
@@ -195,30 +196,23 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 		u.Status.Site = observe(s.siteUser, s.now)
 	}
 
-	// History goes in the same patch, so status and its audit trail appear together. Only
-	// this reconciler writes the other status fields; the history is shared with the SCIM
-	// server, and the patch prepends to it without a lock, so a bulk push does not turn
-	// into a conflict storm. A user without history yet gets an optimistically locked
-	// patch instead; if that conflicts, the entries are appended to a fresh copy below.
+	// History goes in the same patch, so status and its audit trail appear together: the
+	// entries the SCIM server left pending on the object, then this reconcile's. The
+	// patch is locked to the resourceVersion read, so a stale copy cannot record an entry
+	// twice.
 	limit := historyLimit(s)
 	for i := range s.entries {
 		s.entries[i].Time = s.now
 	}
-	var patch client.Patch
-	if audit.CanPatchHistory(s.orig) {
-		set := map[string]any{"conditions": u.Status.Conditions, "observedGeneration": u.Status.ObservedGeneration}
-		if u.Status.SiteID != "" {
-			set["siteId"] = u.Status.SiteID
-		}
-		if u.Status.Site != nil {
-			set["site"] = u.Status.Site
-		}
-		patch = audit.NewStatusPatch(len(s.orig.Status.History), limit, set, s.entries...)
-	} else {
-		u.Status.History = audit.Prepend(u.Status.History, limit, s.entries...)
-		patch = client.MergeFromWithOptions(s.orig, client.MergeFromWithOptimisticLock{})
+	pending := audit.Oldest(audit.Unrecorded(s.orig, limit))
+	fields := map[string]any{"conditions": u.Status.Conditions, "observedGeneration": u.Status.ObservedGeneration}
+	if u.Status.SiteID != "" {
+		fields["siteId"] = u.Status.SiteID
 	}
-	patchErr := r.Status().Patch(ctx, u, patch)
+	if u.Status.Site != nil {
+		fields["site"] = u.Status.Site
+	}
+	patchErr := r.Status().Patch(ctx, u, audit.NewStatusPatch(s.orig, limit, fields, append(pending, s.entries...)...))
 	switch {
 	case patchErr == nil:
 		if u.Status.SiteID != "" {
@@ -226,16 +220,8 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 		} else {
 			r.siteIDs.Delete(s.key)
 		}
+		r.Audit.Event(u, pending...)
 		r.Audit.Emit(u, s.entries...)
-		// The patch answered with the latest object: by now the SCIM server has
-		// normally appended its entry for the request that triggered us.
-		if e, fresh := missingSCIMEntry(u, limit); e != nil {
-			if aerr := r.Audit.Append(ctx, u, limit, *e); aerr != nil {
-				return ctrl.Result{}, aerr
-			}
-		} else if fresh > 0 && (s.requeueAfter == 0 || fresh < s.requeueAfter) {
-			s.requeueAfter = fresh
-		}
 	case apierrors.IsNotFound(patchErr):
 		return ctrl.Result{}, nil
 	default:
@@ -255,8 +241,8 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 				}
 			}
 		}
-		if err == nil && (apierrors.IsConflict(patchErr) || apierrors.IsInvalid(patchErr)) {
-			// Expected while the SCIM server appends to the same history: retry soon,
+		if err == nil && apierrors.IsConflict(patchErr) {
+			// The spec changed while we worked (or the cache was behind): retry soon,
 			// without an error in the log.
 			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
@@ -352,20 +338,42 @@ func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.SignInWait = 2 * time.Minute
 	}
 	if r.MaxConcurrentReconciles <= 0 {
-		r.MaxConcurrentReconciles = 16
+		r.MaxConcurrentReconciles = 32
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("stackuser").
 		For(&scimv1.StackUser{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged()))).
 		Watches(&scimv1.ScimSettings{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSettings),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(predicate.GenerationChangedPredicate{}, userSettingsChanged())).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSecret)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
 	if r.Resync != nil {
 		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
 	}
 	return b.Complete(r)
+}
+
+// userSettingsChanged passes ScimSettings updates that change what a StackUser reconcile
+// decides on: a field only the resync or the SCIM server reads (resyncPeriod, the base
+// path, the IdP token) would otherwise cost one site request per user of the tenant.
+func userSettingsChanged() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, ok1 := e.ObjectOld.(*scimv1.ScimSettings)
+		n, ok2 := e.ObjectNew.(*scimv1.ScimSettings)
+		if !ok1 || !ok2 {
+			return true
+		}
+		return !equality.Semantic.DeepEqual(userReconcileSpec(o), userReconcileSpec(n))
+	}}
+}
+
+// userReconcileSpec is the part of a tenant's spec a StackUser reconcile reads.
+func userReconcileSpec(s *scimv1.ScimSettings) *scimv1.ScimSettingsSpec {
+	spec := s.Spec.DeepCopy()
+	spec.ResyncPeriod, spec.BasePath, spec.RoleAttributeSchemas = nil, "", nil
+	spec.BearerTokenSecretRef = scimv1.BearerTokenSecretReference{}
+	return spec
 }
 
 // deletionOrFinalizerChanged passes updates that start deletion or drop our finalizer.

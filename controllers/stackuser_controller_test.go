@@ -571,37 +571,48 @@ func TestStackUserReconciler_disabledTenantLeavesTheSiteAlone(t *testing.T) {
 	g.Expect(h.siteUser(g, u).Active).To(BeTrue())
 }
 
-// TestStackUserReconciler_restoresTheEntryOfAnInterruptedSCIMRequest: the SCIM server
-// writes the request (with its audit entry) together with the change, then appends the
-// entry; when it dies in between, the reconciler restores the entry once the grace is over.
-func TestStackUserReconciler_restoresTheEntryOfAnInterruptedSCIMRequest(t *testing.T) {
+// TestStackUserReconciler_movesPendingSCIMEntriesIntoTheHistory: the SCIM server leaves
+// each request's audit entry on the object it writes; the reconciler moves them into
+// status.history, oldest first and exactly once, ahead of its own entries.
+func TestStackUserReconciler_movesPendingSCIMEntriesIntoTheHistory(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	h := newUserHarness(t, harnessOptions{sim: sitesim.Config{CreateUsers: true}})
-	info, _ := json.Marshal(audit.RequestInfo{RequestID: "req-lost", UserAgent: "Okta SCIM Client 1.0.0", Tenant: h.ns + "/" + tenantName,
-		Time: time.Now().UTC().Format(time.RFC3339Nano), Action: "Create",
-		Changes: []scimv1.FieldChange{{Field: "userName", New: "lost@example.com"}}})
-	u := &scimv1.StackUser{
-		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "lost", Labels: map[string]string{scimv1.LabelSettings: tenantName},
-			Annotations: map[string]string{audit.AnnotationLastSCIMRequest: string(info)}},
-		Spec: scimv1.StackUserSpec{SettingsRef: scimv1.SettingsReference{Name: tenantName}, UserName: "lost@example.com", ExternalID: "okta-lost"},
+	idp := func(id, action string, at time.Time, changes ...scimv1.FieldChange) scimv1.AuditEntry {
+		return scimv1.AuditEntry{Time: metav1.NewTime(at), Action: action, Result: scimv1.ResultApplied, Changes: changes,
+			Actor: scimv1.Actor{Kind: scimv1.ActorIdentityProvider, Name: h.ns + "/" + tenantName, UserAgent: "Okta SCIM Client 1.0.0", RequestID: id}}
 	}
+	u := &scimv1.StackUser{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "pending", Labels: map[string]string{scimv1.LabelSettings: tenantName}},
+		Spec:       scimv1.StackUserSpec{SettingsRef: scimv1.SettingsReference{Name: tenantName}, UserName: "pending@example.com", ExternalID: "okta-pending"},
+	}
+	now := time.Now()
+	audit.AddPending(u, 20, idp("req-create", "Create", now.Add(-2*time.Second), scimv1.FieldChange{Field: "userName", New: "pending@example.com"}))
+	audit.AddPending(u, 20, idp("req-patch", "Patch", now.Add(-time.Second), scimv1.FieldChange{Field: "title", New: "Engineer"}))
+	info, _ := json.Marshal(audit.RequestInfo{RequestID: "req-patch", UserAgent: "Okta SCIM Client 1.0.0", Tenant: h.ns + "/" + tenantName, Generation: 1})
+	u.Annotations[audit.AnnotationLastSCIMRequest] = string(info)
 	g.Expect(testEnv.Client.Create(context.Background(), u, client.FieldOwner(audit.SCIMFieldManager))).To(Succeed())
 
-	restored := func(u *scimv1.StackUser) []scimv1.AuditEntry {
-		var out []scimv1.AuditEntry
+	fromIdP := func(u *scimv1.StackUser) []string {
+		var out []string
 		for _, e := range u.Status.History {
-			if e.Actor.RequestID == "req-lost" && e.Action == "Create" && strings.HasPrefix(e.Message, "restored from the request annotation") {
-				out = append(out, e)
+			if e.Actor.Kind == scimv1.ActorIdentityProvider && e.Message == "" {
+				out = append(out, e.Actor.RequestID)
 			}
 		}
 		return out
 	}
-	h.eventuallySynced("lost")
-	g.Expect(restored(h.user(g, "lost"))).To(BeEmpty(), "the SCIM server gets its grace to append the entry itself")
-	h.eventually("lost", func(g Gomega, u *scimv1.StackUser) {
-		g.Expect(restored(u)).To(HaveLen(1))
-		g.Expect(restored(u)[0].Changes).To(ContainElement(scimv1.FieldChange{Field: "userName", New: "lost@example.com"}))
+	got := h.eventuallySynced("pending")
+	g.Expect(fromIdP(got)).To(Equal([]string{"req-patch", "req-create"}), "newest first, each once: %+v", got.Status.History)
+	g.Expect(got.Status.History[len(got.Status.History)-1].Changes).To(ContainElement(scimv1.FieldChange{Field: "userName", New: "pending@example.com"}))
+	g.Expect(got.Status.History[0].Message).To(HavePrefix("created site user"), "the site change the requests led to comes after them")
+	g.Expect(got.Status.History[0].Actor.RequestID).To(Equal("req-patch"), "and names the request that left the spec as it is")
+
+	// A spec change makes the reconciler write the status again: nothing is moved twice.
+	h.updateUser("pending", "kubectl", func(u *scimv1.StackUser) { u.Spec.Title = "Engineer" })
+	h.eventually("pending", func(g Gomega, u *scimv1.StackUser) {
+		g.Expect(u.Status.ObservedGeneration).To(Equal(u.Generation))
 	})
-	g.Consistently(func() int { return len(restored(h.user(g, "lost"))) }, 2*time.Second, 200*time.Millisecond).Should(Equal(1), "restored once")
+	g.Consistently(func() []string { return fromIdP(h.user(g, "pending")) }, time.Second, 200*time.Millisecond).
+		Should(Equal([]string{"req-patch", "req-create"}))
 }

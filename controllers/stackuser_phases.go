@@ -68,6 +68,11 @@ func (r *StackUserReconciler) linkSiteUser(ctx context.Context, s *scope) error 
 		return nil
 	}
 	want := desiredSiteUser(s.user)
+	// A role the switches allow goes in the create, which saves a PATCH; one they do not
+	// allow is left to planRole, which records it as blocked.
+	if role, managed := fieldRole.want(s.user); managed && s.tenant.settings.PromotionAllowed(scimv1.RoleRegistered, scimv1.Role(role)) {
+		want.Role = role
+	}
 	created, err := sc.Create(ctx, want)
 	s.wrote = true
 	if errors.Is(err, site.ErrCreateUnsupported) {
@@ -78,14 +83,14 @@ func (r *StackUserReconciler) linkSiteUser(ctx context.Context, s *scope) error 
 	if err != nil {
 		r.siteFailure(ctx, s, "creating the site user", err)
 		if s.orig.Status.SiteID == "" && !sameCondition(s.orig, s.synced) {
-			s.entries = append(s.entries, entry(actor, ActionCreate, scimv1.ResultFailed, err.Error(), createChanges(want)...))
+			s.entries = append(s.entries, entry(actor, ActionCreate, scimv1.ResultFailed, err.Error(), createChanges(want, nil)...))
 		}
 		return nil
 	}
 	s.siteUser = created
 	s.user.Status.SiteID = created.ID
 	s.entries = append(s.entries, entry(actor, ActionCreate, scimv1.ResultApplied,
-		"created site user "+created.ID, createChanges(want)...))
+		"created site user "+created.ID, createChanges(want, created)...))
 	return nil
 }
 
@@ -398,8 +403,13 @@ func change(field, old, new string) scimv1.FieldChange {
 	return scimv1.FieldChange{Field: field, Old: old, New: new}
 }
 
-func createChanges(u site.User) []scimv1.FieldChange {
+// createChanges lists what a create sets; the role only when it took (created is nil
+// for a failed create), else planRole's read-back records it.
+func createChanges(u site.User, created *site.User) []scimv1.FieldChange {
 	out := []scimv1.FieldChange{change("userName", "", u.UserName), change("active", "", fmt.Sprint(u.Active))}
+	if u.Role != "" && u.Role != site.RoleRegistered && (created == nil || created.Role == u.Role) {
+		out = append(out, change("role", "", u.Role))
+	}
 	for _, c := range []scimv1.FieldChange{
 		change("externalId", "", u.ExternalID), change("displayName", "", u.DisplayName),
 		change("name.givenName", "", u.GivenName), change("name.familyName", "", u.FamilyName),

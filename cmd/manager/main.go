@@ -22,6 +22,7 @@ func main() {
 	fs := flag.CommandLine
 	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	fs.StringVar(&opts.PprofAddr, "pprof-bind-address", "", "Address of the /debug/pprof endpoints; off when empty. Do not expose it.")
 	fs.BoolVar(&opts.LeaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; every replica serves SCIM.")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (defaults to the pod's namespace).")
 	fs.StringVar(&opts.SCIMAddr, "scim-bind-address", ":8090", "Address of the SCIM 2.0 server.")
@@ -32,16 +33,22 @@ func main() {
 	fs.DurationVar(&opts.SyncPeriod, "sync-period", 10*time.Hour, "How often the informer caches are relisted.")
 	fs.Float64Var(&opts.SCIMRateLimit, "scim-rate-limit", 0, "Sustained SCIM requests per second per tenant before 429 (0: 200; negative: unlimited).")
 	fs.IntVar(&opts.SCIMRateBurst, "scim-rate-burst", 0, "SCIM request burst per tenant (0: 400).")
-	fs.IntVar(&opts.Reconcilers.MaxConcurrentReconciles, "max-concurrent-reconciles", 0, "Parallel StackUser reconciles (0: 16).")
-	kubeQPS := fs.Float64("kube-api-qps", 200, "Client-side QPS towards the Kubernetes API server (a bulk SCIM push writes 2 objects per user).")
-	kubeBurst := fs.Int("kube-api-burst", 400, "Client-side burst towards the Kubernetes API server.")
+	fs.IntVar(&opts.Reconcilers.MaxConcurrentReconciles, "max-concurrent-reconciles", 0, "Parallel StackUser reconciles (0: 32).")
+	fs.Float64Var(&opts.Reconcilers.EventQPS, "event-qps", 0, "Audit Events sent per second at most (0: 20); status.history and the log keep every entry.")
+	fs.IntVar(&opts.Reconcilers.EventBurst, "event-burst", 0, "Audit Event burst (0: 200).")
+	kubeQPS := fs.Float64("kube-api-qps", 500, "Client-side QPS towards the Kubernetes API server (a bulk SCIM push makes about 2 writes per user; the API server's priority and fairness is the real guard).")
+	kubeBurst := fs.Int("kube-api-burst", 1000, "Client-side burst towards the Kubernetes API server.")
 	controllersFlag := fs.String("controllers", "*", "Comma-separated reconcilers to run: stackuser, scimsettings, or * for all.")
+	memoryLimitRatio := fs.Float64("memory-limit-ratio", 0.9, "Go soft memory limit as a fraction of the container's memory limit (GOMEMLIMIT, when set, wins; 0 disables).")
 	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	if limit := manager.SetMemoryLimit(*memoryLimitRatio); limit > 0 {
+		log.Info("Go soft memory limit set from the container's memory limit", "bytes", limit)
+	}
 
 	opts.Controllers = strings.Split(*controllersFlag, ",")
 	opts.Metrics = metricsserver.Options{BindAddress: opts.MetricsAddr}

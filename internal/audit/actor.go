@@ -1,7 +1,5 @@
 package audit
 
-import scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
-
 // SCIMFieldManager is the field manager the SCIM server writes StackUsers with. The
 // reconciler reads metadata.managedFields to tell an identity provider's change (this
 // manager) from a GitOps edit (any other manager) when it attributes a spec change.
@@ -18,14 +16,14 @@ const AnnotationLastSCIMRequest = "scim.stackscim.io/last-scim-request"
 // resource (SCIM meta.lastModified).
 const AnnotationLastModified = "scim.stackscim.io/last-modified"
 
-// RequestInfo describes one SCIM request for attribution. It travels in the same write
-// as the spec change, so the request's audit entry (Action, Changes) survives a crash
-// between that write and the history append: the reconciler restores a missing entry.
+// RequestInfo describes one SCIM request for attribution: the reconciler names it as the
+// actor of the site changes that follow from the spec change it made.
 type RequestInfo struct {
-	RequestID string               `json:"requestId,omitempty"`
-	UserAgent string               `json:"userAgent,omitempty"`
-	Tenant    string               `json:"tenant,omitempty"`
-	Time      string               `json:"time,omitempty"`
-	Action    string               `json:"action,omitempty"`
-	Changes   []scimv1.FieldChange `json:"changes,omitempty"`
+	RequestID string `json:"requestId,omitempty"`
+	UserAgent string `json:"userAgent,omitempty"`
+	Tenant    string `json:"tenant,omitempty"`
+	Time      string `json:"time,omitempty"`
+	// Generation is the StackUser's metadata.generation after the request's spec change:
+	// a higher generation means someone else changed the spec since.
+	Generation int64 `json:"generation,omitempty"`
 }

@@ -1,16 +1,19 @@
 // Package audit records changes to StackUsers: as a bounded, newest-first list in
-// status.history, as a Kubernetes Event, and as a structured log line. The SCIM server and
-// the reconcilers write the same history concurrently, so appends retry on conflict
-// against a fresh read instead of overwriting each other's entries.
+// status.history, as a Kubernetes Event, and as a structured log line. The SCIM server
+// leaves its entries on the object it writes (AnnotationPendingAudit); the reconcilers,
+// the only writers of the history, move them in with their own entries, under the
+// resourceVersion they read.
 package audit
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,39 +62,35 @@ func sanitize(e scimv1.AuditEntry) scimv1.AuditEntry {
 	return e
 }
 
-func truncate(s string) string {
-	if len(s) <= maxValue {
-		return s
-	}
-	cut := maxValue - 3
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
+func truncate(s string) string { return clipValue(s, maxValue) }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
-// conflictBackoff outlasts a burst of writers on one user (a PATCH storm from the IdP
-// while the reconciler records its own entries); client-go's default gives up after 4.
+// conflictBackoff outlasts a burst of spec writes to one user (a PATCH storm from the IdP)
+// while a history append waits its turn; client-go's default gives up after 4.
 var conflictBackoff = wait.Backoff{Steps: 12, Duration: 5 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
-
-// retriable errors are worth a fresh read and another try: a conflict (the first write of
-// a history is locked), or a patch whose trim no longer applies because another writer
-// trimmed first.
-func retriable(err error) bool {
-	return apierrors.IsConflict(err) || apierrors.IsInvalid(err) || apierrors.IsInternalError(err)
-}
 
 // Recorder emits the Event and log line of an entry and can persist entries.
 type Recorder struct {
 	Client client.Client
+	// Live reads a fresh copy after a conflict (nil: Client, which may be a lagging cache).
+	Live   client.Reader
 	Events events.EventRecorder // may be nil
-	Log    logr.Logger
+	// EventLimit bounds the Events sent per second (nil: no bound). Events are
+	// best-effort and each one is an API write; the history and the log lines keep every
+	// entry, so a bulk push does not spend the API server on Events.
+	EventLimit *rate.Limiter
+	Log        logr.Logger
 }
 
-// Emit sends the Event and writes the log line for entries already stored on user.
+// Emit writes the log line and sends the Event of each entry.
 func (r *Recorder) Emit(user *scimv1.StackUser, entries ...scimv1.AuditEntry) {
+	r.LogEntries(user, entries...)
+	r.Event(user, entries...)
+}
+
+// LogEntries writes the structured log line of each entry.
+func (r *Recorder) LogEntries(user *scimv1.StackUser, entries ...scimv1.AuditEntry) {
 	for _, e := range entries {
 		kv := []any{
 			"stackuser", client.ObjectKeyFromObject(user).String(),
@@ -109,7 +108,17 @@ func (r *Recorder) Emit(user *scimv1.StackUser, entries ...scimv1.AuditEntry) {
 			kv = append(kv, "message", e.Message)
 		}
 		r.Log.Info("audit", kv...)
-		if r.Events == nil {
+	}
+}
+
+// Event sends the Kubernetes Event of each entry, within EventLimit.
+func (r *Recorder) Event(user *scimv1.StackUser, entries ...scimv1.AuditEntry) {
+	if r.Events == nil {
+		return
+	}
+	for _, e := range entries {
+		if r.EventLimit != nil && !r.EventLimit.Allow() {
+			eventsDropped.Inc()
 			continue
 		}
 		eventType := corev1.EventTypeNormal
@@ -127,8 +136,10 @@ func (r *Recorder) Emit(user *scimv1.StackUser, entries ...scimv1.AuditEntry) {
 	}
 }
 
-// Append persists entries at the front of the user's history with conflict retries, then
-// emits them. user is refreshed with what was stored.
+// Append persists entries at the front of the user's history, after the SCIM requests'
+// entries still pending on it, retrying on conflict against a fresh read; then it emits
+// them (the pending ones were logged when they were made: only their Events are sent).
+// user is refreshed with what was stored.
 func (r *Recorder) Append(ctx context.Context, user *scimv1.StackUser, limit int, entries ...scimv1.AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -136,26 +147,35 @@ func (r *Recorder) Append(ctx context.Context, user *scimv1.StackUser, limit int
 	for i := range entries {
 		entries[i] = sanitize(entries[i])
 	}
+	var pending []scimv1.AuditEntry
 	first := true
-	err := retry.OnError(conflictBackoff, retriable, func() error {
+	err := retry.OnError(conflictBackoff, apierrors.IsConflict, func() error {
 		if !first {
-			if err := r.Client.Get(ctx, client.ObjectKeyFromObject(user), user); err != nil {
+			live := r.Live
+			if live == nil {
+				live = r.Client
+			}
+			if err := live.Get(ctx, client.ObjectKeyFromObject(user), user); err != nil {
 				return err
 			}
 		}
 		first = false
-		if CanPatchHistory(user) {
-			return r.Client.Status().Patch(ctx, user, NewStatusPatch(len(user.Status.History), limit, nil, entries...))
-		}
-		user.Status.History = Prepend(user.Status.History, limit, entries...)
-		user.ManagedFields = nil // the cache trims them; sending none keeps the server's
-		return r.Client.Status().Update(ctx, user)
+		pending = Oldest(Unrecorded(user, limit))
+		return r.Client.Status().Patch(ctx, user, NewStatusPatch(user, limit, nil, append(slices.Clone(pending), entries...)...))
 	})
 	if err != nil {
 		return fmt.Errorf("recording audit entry: %w", err)
 	}
+	r.Event(user, pending...)
 	r.Emit(user, entries...)
 	return nil
+}
+
+// Oldest reverses newest-first entries into the order they happened.
+func Oldest(entries []scimv1.AuditEntry) []scimv1.AuditEntry {
+	out := slices.Clone(entries)
+	slices.Reverse(out)
+	return out
 }
 
 // Summary renders changes as "field: old → new; ...".

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -90,8 +92,8 @@ func TestDiff_listsChangedFieldsOldToNew(t *testing.T) {
 	g.Expect(audit.Summary([]scimv1.FieldChange{{Field: "role", New: "Admin"}})).To(Equal(`role: (unset) → "Admin"`))
 }
 
-// TestRecorder_concurrentAppendsLoseNothing: the SCIM server and the reconciler append to
-// the same history at once; optimistic concurrency must keep every entry.
+// TestRecorder_concurrentAppendsLoseNothing: writers appending to one history at once
+// (a reconcile and a late record of a conflicted one) keep every entry, each once.
 func TestRecorder_concurrentAppendsLoseNothing(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -133,8 +135,8 @@ func TestRecorder_concurrentAppendsLoseNothing(t *testing.T) {
 	g.Expect(seen).To(HaveLen(writers*each), "no entry lost or duplicated")
 }
 
-// TestRecorder_concurrentAppendsStayBounded: prepends without a lock may leave a few
-// extra old entries for a moment; the next write trims back to the limit, newest first.
+// TestRecorder_concurrentAppendsStayBounded: the history never grows past the limit, and
+// the newest entry is first.
 func TestRecorder_concurrentAppendsStayBounded(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -164,8 +166,117 @@ func TestRecorder_concurrentAppendsStayBounded(t *testing.T) {
 	rec := &audit.Recorder{Client: env.Client, Log: logr.Discard()}
 	last := &scimv1.StackUser{}
 	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(u), last)).To(Succeed())
+	g.Expect(last.Status.History).To(HaveLen(5))
 	g.Expect(rec.Append(ctx, last, 5, entry("last"))).To(Succeed())
 	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(u), last)).To(Succeed())
 	g.Expect(last.Status.History).To(HaveLen(5))
 	g.Expect(last.Status.History[0].Action).To(Equal("last"))
+}
+
+func idpEntry(requestID, action string, at time.Time) scimv1.AuditEntry {
+	return scimv1.AuditEntry{Time: metav1.NewTime(at), Action: action, Result: scimv1.ResultApplied,
+		Actor: scimv1.Actor{Kind: scimv1.ActorIdentityProvider, Name: "ns/okta", RequestID: requestID}}
+}
+
+func requestIDs(entries []scimv1.AuditEntry) []string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Actor.RequestID)
+	}
+	return out
+}
+
+func TestAddPending_keepsWhatTheHistoryDoesNotHoldYet(t *testing.T) {
+	g := NewWithT(t)
+	t0 := time.Now().Add(-time.Hour)
+	u := &scimv1.StackUser{}
+	audit.AddPending(u, 20, idpEntry("r1", "Create", t0))
+	audit.AddPending(u, 20, idpEntry("r2", "Patch", t0.Add(time.Second)))
+	g.Expect(requestIDs(audit.Pending(u))).To(Equal([]string{"r2", "r1"}), "newest first")
+
+	// The reconciler moved r1 in; the next request drops it from the annotation.
+	u.Status.History = []scimv1.AuditEntry{idpEntry("r1", "Create", t0)}
+	audit.AddPending(u, 20, idpEntry("r3", "Patch", t0.Add(2*time.Second)))
+	g.Expect(requestIDs(audit.Pending(u))).To(Equal([]string{"r3", "r2"}))
+	g.Expect(requestIDs(audit.Unrecorded(u, 20))).To(Equal([]string{"r3", "r2"}))
+
+	// The reconciler's own entry for the same request (it carries a message) is not the
+	// request's entry.
+	site := idpEntry("r3", "Patch", t0.Add(3*time.Second))
+	site.Message = "updated the site user"
+	u.Status.History = append([]scimv1.AuditEntry{site}, u.Status.History...)
+	g.Expect(requestIDs(audit.Unrecorded(u, 20))).To(Equal([]string{"r3", "r2"}))
+	g.Expect(audit.DropRecorded(u)).To(BeFalse())
+
+	u.Status.History = append([]scimv1.AuditEntry{idpEntry("r3", "Patch", t0.Add(2*time.Second)), idpEntry("r2", "Patch", t0.Add(time.Second))}, u.Status.History...)
+	g.Expect(audit.Unrecorded(u, 20)).To(BeEmpty())
+	g.Expect(audit.DropRecorded(u)).To(BeTrue())
+	g.Expect(u.Annotations).NotTo(HaveKey(audit.AnnotationPendingAudit))
+}
+
+func TestAddPending_staysWithinTheLimitAndTheAnnotationBudget(t *testing.T) {
+	g := NewWithT(t)
+	t0 := time.Now()
+	u := &scimv1.StackUser{}
+	for i := range 30 {
+		audit.AddPending(u, 5, idpEntry(fmt.Sprintf("r%d", i), "Patch", t0.Add(time.Duration(i)*time.Second)))
+	}
+	g.Expect(requestIDs(audit.Pending(u))).To(Equal([]string{"r29", "r28", "r27", "r26", "r25"}))
+
+	// Entries near the largest size the CRD allows: the annotation stays far below the
+	// API server's 256 KiB for all annotations, and the newest entry is always kept.
+	big := func(id string) scimv1.AuditEntry {
+		e := idpEntry(id, "Replace", t0)
+		for i := range 64 {
+			e.Changes = append(e.Changes, scimv1.FieldChange{Field: fmt.Sprintf("f%d", i), Old: strings.Repeat("o", 1024), New: strings.Repeat("n", 1024)})
+		}
+		return e
+	}
+	u = &scimv1.StackUser{}
+	for i := range 10 {
+		audit.AddPending(u, 200, big(fmt.Sprintf("b%d", i)))
+		g.Expect(len(u.Annotations[audit.AnnotationPendingAudit])).To(BeNumerically("<=", 128<<10))
+		g.Expect(requestIDs(audit.Pending(u))[0]).To(Equal(fmt.Sprintf("b%d", i)))
+	}
+}
+
+// newUser is a StackUser (not yet created) in a fresh namespace.
+func newUser(t *testing.T, name string) *scimv1.StackUser {
+	return &scimv1.StackUser{
+		ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace(t), Name: name},
+		Spec:       scimv1.StackUserSpec{SettingsRef: scimv1.SettingsReference{Name: "okta"}, UserName: name},
+	}
+}
+
+// TestRecorder_appendMovesPendingEntriesFirst: a history write also records the SCIM
+// requests' entries left on the object, before its own, exactly once.
+func TestRecorder_appendMovesPendingEntriesFirst(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	u := newUser(t, "cy")
+	audit.AddPending(u, 20, idpEntry("r1", "Create", time.Now().Add(-time.Minute)))
+	g.Expect(env.Client.Create(ctx, u)).To(Succeed())
+	rec := &audit.Recorder{Client: env.Client, Log: logr.Discard()}
+	g.Expect(rec.Append(ctx, u, 20, entry("Deactivate"))).To(Succeed())
+	g.Expect(rec.Append(ctx, u, 20, entry("Delete"))).To(Succeed())
+
+	got := &scimv1.StackUser{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(u), got)).To(Succeed())
+	g.Expect(actions(got.Status.History)).To(Equal([]string{"Delete", "Deactivate", "Create"}))
+}
+
+// TestStatusPatch_staleCopyConflicts: a patch computed from an old copy is refused, so an
+// entry is never recorded twice by a reconcile that read a lagging cache.
+func TestStatusPatch_staleCopyConflicts(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	u := newUser(t, "di")
+	g.Expect(env.Client.Create(ctx, u)).To(Succeed())
+	stale := u.DeepCopy()
+	g.Expect(env.Client.Status().Patch(ctx, u, audit.NewStatusPatch(u, 20, nil, entry("first")))).To(Succeed())
+	err := env.Client.Status().Patch(ctx, stale.DeepCopy(), audit.NewStatusPatch(stale, 20, nil, entry("first")))
+	g.Expect(apierrors.IsConflict(err)).To(BeTrue(), "got %v", err)
+	g.Expect(env.Client.Status().Patch(ctx, u, audit.NewStatusPatch(u, 20, map[string]any{"observedGeneration": 1}, entry("second")))).To(Succeed())
+	g.Expect(actions(u.Status.History)).To(Equal([]string{"second", "first"}))
+	g.Expect(u.Status.ObservedGeneration).To(Equal(int64(1)))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,28 +20,20 @@ type patchOp struct {
 }
 
 // StatusPatch is a JSON patch of a StackUser's status that sets some status fields and
-// puts audit entries at the front of status.history without the object's resourceVersion.
-// The SCIM server and the reconciler both prepend to the same history; prepends commute,
-// so neither has to re-read and retry when the other wrote first (a retry storm during a
-// bulk push). Only one writer owns each field it sets.
+// puts audit entries at the front of status.history. It sends only the new entries, not
+// the whole history, and carries the resourceVersion it was computed from: a reconcile
+// working from a stale copy gets a conflict instead of recording an entry twice.
 type StatusPatch struct{ ops []patchOp }
 
 var _ client.Patch = (*StatusPatch)(nil)
 
-// CanPatchHistory reports whether NewStatusPatch can be used: JSON patch operations need
-// the history list (and so status) to exist. Callers fall back to an optimistically
-// locked write for a user that has no history yet.
-func CanPatchHistory(u *scimv1.StackUser) bool { return len(u.Status.History) > 0 }
-
 // NewStatusPatch sets the status fields in set (nil values are left alone) and prepends
-// entries (oldest first) to a history that had `have` elements when read, trimming it to
-// limit. A concurrent prepend only makes the trim keep a few more old entries, which the
-// next write trims.
-func NewStatusPatch(have, limit int, set map[string]any, entries ...scimv1.AuditEntry) *StatusPatch {
+// entries (oldest first) to the history of base, the user as read, trimming it to limit.
+func NewStatusPatch(base *scimv1.StackUser, limit int, set map[string]any, entries ...scimv1.AuditEntry) *StatusPatch {
 	if limit <= 0 {
 		limit = 20
 	}
-	p := &StatusPatch{}
+	p := &StatusPatch{ops: []patchOp{{Op: "replace", Path: "/metadata/resourceVersion", Value: base.ResourceVersion}}}
 	keys := make([]string, 0, len(set))
 	for k, v := range set {
 		if v != nil {
@@ -48,6 +41,27 @@ func NewStatusPatch(have, limit int, set map[string]any, entries ...scimv1.Audit
 		}
 	}
 	slices.Sort(keys)
+	have := len(base.Status.History)
+	if have == 0 {
+		// JSON patch cannot add into a list (or an object) that is not there.
+		fresh := make(map[string]any, len(set)+1)
+		for _, k := range keys {
+			fresh[k] = set[k]
+		}
+		if len(entries) > 0 {
+			fresh["history"] = Prepend(nil, limit, entries...)
+		}
+		if equality.Semantic.DeepEqual(base.Status, scimv1.StackUserStatus{}) {
+			p.ops = append(p.ops, patchOp{Op: "add", Path: "/status", Value: fresh})
+			return p
+		}
+		for _, k := range append(keys, "history") {
+			if v, ok := fresh[k]; ok {
+				p.ops = append(p.ops, patchOp{Op: "add", Path: "/status/" + k, Value: v})
+			}
+		}
+		return p
+	}
 	for _, k := range keys {
 		p.ops = append(p.ops, patchOp{Op: "add", Path: "/status/" + k, Value: set[k]})
 	}

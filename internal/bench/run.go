@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"math/rand/v2"
 	"net/http"
@@ -158,6 +159,7 @@ type manager struct {
 	proc    *Proc
 	scim    string // tenant base URL
 	metrics string
+	pprof   string // base URL of /debug/pprof
 }
 
 func (h *harness) manager(name, ns string, st *scimv1.ScimSettings, extra ...string) (*manager, error) {
@@ -167,14 +169,17 @@ func (h *harness) manager(name, ns string, st *scimv1.ScimSettings, extra ...str
 	}
 	metricsAddr, _ := FreeAddr()
 	probeAddr, _ := FreeAddr()
+	pprofAddr, _ := FreeAddr()
 	args := append([]string{"--scim-bind-address=" + scimAddr, "--metrics-bind-address=" + metricsAddr,
-		"--health-probe-bind-address=" + probeAddr, "--watch-namespace=" + ns}, extra...)
+		"--health-probe-bind-address=" + probeAddr, "--pprof-bind-address=" + pprofAddr, "--watch-namespace=" + ns}, extra...)
 	p, err := Start(filepath.Join(h.bin, "manager"), name, h.logs, []string{"KUBECONFIG=" + filepath.Join(h.bin, "kubeconfig")}, args...)
 	if err != nil {
 		return nil, err
 	}
 	h.procs = append(h.procs, p)
-	m := &manager{proc: p, scim: "http://" + scimAddr + st.EffectiveBasePath(), metrics: "http://" + metricsAddr + "/metrics"}
+	m := &manager{proc: p, scim: "http://" + scimAddr + st.EffectiveBasePath(), metrics: "http://" + metricsAddr + "/metrics",
+		pprof: "http://" + pprofAddr + "/debug/pprof"}
+	log.Printf("%s: pprof at %s", name, m.pprof)
 	return m, waitFor(60*time.Second, func() bool {
 		code, _, err := call(http.MethodGet, m.scim+"/Users?count=0", idpToken, nil, nil)
 		return err == nil && code == http.StatusOK
@@ -187,6 +192,28 @@ func (m *manager) total() (int, error) {
 	}
 	_, _, err := call(http.MethodGet, m.scim+"/Users?count=0", idpToken, nil, &lr)
 	return lr.TotalResults, err
+}
+
+// saveProfile writes one of the manager's pprof profiles (e.g. "heap") to path, so a
+// memory figure comes with what makes it up.
+func (m *manager) saveProfile(profile, path string) error {
+	resp, err := httpClient.Get(m.pprof + "/" + profile)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s profile: HTTP %d", profile, resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // heapMiB reads the manager's in-use heap from its metrics endpoint.
@@ -372,6 +399,9 @@ func (h *harness) readPath() error {
 	}
 	rss.Check("< 512 MiB", 512, true)
 	rss.Note = "reconcilers off in this phase: the SCIM server's cache of every StackUser is what grows with users"
+	if err := m.saveProfile("heap", filepath.Join(h.logs, "manager-read-heap.pprof")); err != nil {
+		log.Printf("saving the manager's heap profile: %v", err)
+	}
 	m.proc.Stop()
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package cachetrim shrinks objects before they enter the manager's informer cache. At
 // 100,000 StackUsers the cache is most of the manager's memory, and most of each cached
 // object is metadata the operator never reads: the field-by-field ownership in
-// managedFields and kubectl's last-applied-configuration copy of the object.
+// managedFields, kubectl's last-applied-configuration copy of the object, and the SCIM
+// requests' audit entries once the history holds them.
 package cachetrim
 
 import (
@@ -9,11 +10,15 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/audit"
 )
 
 // specMarker is what remains of a managedFields entry that owns spec fields: the
-// reconciler only asks which manager last wrote the spec, and when.
-var specMarker = []byte(`{"f:spec":{}}`)
+// reconciler only asks which manager last wrote the spec, and when. Every cached entry
+// shares it (cached objects are read-only; copies get their own).
+var specMarker = &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}
 
 // lastApplied is kubectl's client-side apply annotation: a full copy of the object.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
@@ -33,11 +38,16 @@ func Transform() toolscache.TransformFunc {
 				owns := e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`))
 				e.FieldsV1 = nil
 				if owns {
-					e.FieldsV1 = &metav1.FieldsV1{Raw: specMarker}
+					e.FieldsV1 = specMarker
 				}
 				trimmed[i] = e
 			}
 			obj.SetManagedFields(trimmed)
+		}
+		if u, ok := in.(*scimv1.StackUser); ok {
+			// Once the history holds a SCIM request's entry, its copy in the annotation is
+			// dead weight; the SCIM server's next write drops it on the server too.
+			audit.DropRecorded(u)
 		}
 		if a := obj.GetAnnotations(); a[lastApplied] != "" {
 			kept := make(map[string]string, len(a)-1)

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/audit"
 )
 
 func TestTransform_keepsWhoWroteTheSpecAndDropsTheRest(t *testing.T) {
@@ -32,4 +33,18 @@ func TestTransform_keepsWhoWroteTheSpecAndDropsTheRest(t *testing.T) {
 	g.Expect(string(got.ManagedFields[0].FieldsV1.Raw)).To(Equal(`{"f:spec":{}}`))
 	g.Expect(got.ManagedFields[1].Subresource).To(Equal("status"))
 	g.Expect(got.ManagedFields[1].FieldsV1).To(BeNil())
+}
+
+// The cached copy keeps a SCIM request's pending audit entry until the history holds it.
+func TestTransform_dropsPendingEntriesOnceRecorded(t *testing.T) {
+	g := NewWithT(t)
+	e := scimv1.AuditEntry{Time: metav1.NewTime(time.Now()), Action: "Create", Result: scimv1.ResultApplied,
+		Actor: scimv1.Actor{Kind: scimv1.ActorIdentityProvider, RequestID: "r1"}}
+	u := &scimv1.StackUser{}
+	audit.AddPending(u, 20, e)
+	out, _ := Transform()(u.DeepCopy())
+	g.Expect(out.(*scimv1.StackUser).Annotations).To(HaveKey(audit.AnnotationPendingAudit), "not in the history yet")
+	u.Status.History = []scimv1.AuditEntry{e}
+	out, _ = Transform()(u.DeepCopy())
+	g.Expect(out.(*scimv1.StackUser).Annotations).NotTo(HaveKey(audit.AnnotationPendingAudit))
 }

@@ -6,8 +6,11 @@ package index
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
@@ -18,8 +21,6 @@ const (
 	UserTenant = "scim.stackscim.io/tenant"
 	// UserNameLower indexes StackUsers by tenant and lower-cased userName.
 	UserNameLower = "scim.stackscim.io/userName"
-	// UserExternalID indexes StackUsers by tenant and externalId (case-exact).
-	UserExternalID = "scim.stackscim.io/externalId"
 	// UserSiteID indexes StackUsers by tenant and status.siteId.
 	UserSiteID = "scim.stackscim.io/siteId"
 	// SettingsSecret indexes ScimSettings by every Secret name they refer to.
@@ -34,21 +35,26 @@ func Key(tenant, value string) string { return tenant + "/" + value }
 // UserNameKey is the UserNameLower key of a user name in a tenant.
 func UserNameKey(tenant, userName string) string { return Key(tenant, strings.ToLower(userName)) }
 
-// Setup registers every index with the manager's cache.
+// userIndexes are the StackUser indexes. They only answer namespaced lists
+// (client.InNamespace): a user belongs to a tenant, and a tenant to a namespace.
+var userIndexes = map[string]func(*scimv1.StackUser) []string{
+	UserTenant: func(u *scimv1.StackUser) []string { return []string{u.Spec.SettingsRef.Name} },
+	UserNameLower: func(u *scimv1.StackUser) []string {
+		return []string{UserNameKey(u.Spec.SettingsRef.Name, u.Spec.UserName)}
+	},
+	UserSiteID: func(u *scimv1.StackUser) []string { return nonEmpty(u.Spec.SettingsRef.Name, u.Status.SiteID) },
+}
+
+// informerGetter is the part of the manager's cache that hands out informers.
+type informerGetter interface {
+	GetInformer(ctx context.Context, obj client.Object, opts ...cache.InformerGetOption) (cache.Informer, error)
+}
+
+// Setup registers every index with the manager's cache (or any other FieldIndexer, such
+// as a fake client builder).
 func Setup(ctx context.Context, fi client.FieldIndexer) error {
-	user := &scimv1.StackUser{}
-	userIndexes := map[string]func(*scimv1.StackUser) []string{
-		UserTenant: func(u *scimv1.StackUser) []string { return []string{u.Spec.SettingsRef.Name} },
-		UserNameLower: func(u *scimv1.StackUser) []string {
-			return []string{UserNameKey(u.Spec.SettingsRef.Name, u.Spec.UserName)}
-		},
-		UserExternalID: func(u *scimv1.StackUser) []string { return nonEmpty(u.Spec.SettingsRef.Name, u.Spec.ExternalID) },
-		UserSiteID:     func(u *scimv1.StackUser) []string { return nonEmpty(u.Spec.SettingsRef.Name, u.Status.SiteID) },
-	}
-	for name, fn := range userIndexes {
-		if err := fi.IndexField(ctx, user, name, func(o client.Object) []string { return fn(o.(*scimv1.StackUser)) }); err != nil {
-			return err
-		}
+	if err := setupUserIndexes(ctx, fi); err != nil {
+		return err
 	}
 	settings := &scimv1.ScimSettings{}
 	if err := fi.IndexField(ctx, settings, SettingsSecret, func(o client.Object) []string {
@@ -66,9 +72,80 @@ func Setup(ctx context.Context, fi client.FieldIndexer) error {
 	})
 }
 
+// setupUserIndexes registers the StackUser indexes. On a cache it adds them to the
+// informer directly: FieldIndexer.IndexField stores every key twice (per namespace and
+// for all namespaces), and the index keeps a set per distinct key, which at 100,000
+// users made the indexes nearly as large as the users themselves. The index names and keys
+// are the ones controller-runtime's cache reader looks up for a namespaced
+// MatchingFields list ("field:<name>", "<namespace>/<value>").
+func setupUserIndexes(ctx context.Context, fi client.FieldIndexer) error {
+	user := &scimv1.StackUser{}
+	ig, ok := fi.(informerGetter)
+	if !ok {
+		for name, fn := range userIndexes {
+			if err := fi.IndexField(ctx, user, name, func(o client.Object) []string { return fn(o.(*scimv1.StackUser)) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	informer, err := ig.GetInformer(ctx, user, cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	indexers := toolscache.Indexers{}
+	for name, fn := range userIndexes {
+		indexers["field:"+name] = func(obj any) ([]string, error) {
+			u, ok := obj.(*scimv1.StackUser)
+			if !ok {
+				return nil, fmt.Errorf("index %s: %T is not a StackUser", name, obj)
+			}
+			keys := fn(u)
+			for i, k := range keys {
+				keys[i] = u.Namespace + "/" + k
+			}
+			return keys, nil
+		}
+	}
+	return informer.AddIndexers(indexers)
+}
+
 func nonEmpty(tenant, v string) []string {
 	if v == "" {
 		return nil
 	}
 	return []string{Key(tenant, v)}
+}
+
+// EachUser calls fn with every StackUser of a tenant straight from the cache's index,
+// without copying them: a List copies each user, which at 100,000 users is tens of
+// megabytes of garbage per count. fn must not change or keep the user. Readers that are
+// not the manager's cache (a fake client in tests) are listed instead.
+func EachUser(ctx context.Context, r client.Reader, namespace, tenant string, fn func(*scimv1.StackUser)) error {
+	if ig, ok := r.(informerGetter); ok {
+		inf, err := ig.GetInformer(ctx, &scimv1.StackUser{}, cache.BlockUntilSynced(false))
+		if err != nil {
+			return err
+		}
+		if sii, ok := inf.(toolscache.SharedIndexInformer); ok {
+			objs, err := sii.GetIndexer().ByIndex("field:"+UserTenant, namespace+"/"+tenant)
+			if err != nil {
+				return err
+			}
+			for _, o := range objs {
+				if u, ok := o.(*scimv1.StackUser); ok {
+					fn(u)
+				}
+			}
+			return nil
+		}
+	}
+	var users scimv1.StackUserList
+	if err := r.List(ctx, &users, client.InNamespace(namespace), client.MatchingFields{UserTenant: tenant}); err != nil {
+		return err
+	}
+	for i := range users.Items {
+		fn(&users.Items[i])
+	}
+	return nil
 }

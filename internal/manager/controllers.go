@@ -20,6 +20,7 @@ func setupControllers(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&controllers.ScimSettingsReconciler{
 		Client:      mgr.GetClient(),
+		Cache:       mgr.GetCache(),
 		ExternalURL: opts.ExternalURL,
 		Recorder:    mgr.GetEventRecorder("scimsettings-controller"),
 	}).SetupWithManager(mgr); err != nil {

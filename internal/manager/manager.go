@@ -33,6 +33,8 @@ type Options struct {
 	WatchNamespace          string
 	SyncPeriod              time.Duration
 	Metrics                 metricsserver.Options
+	// PprofAddr serves net/http/pprof when set; off by default (profiles reveal memory).
+	PprofAddr string
 	// Controllers names the reconcilers to run: "stackuser" (StackUsers and the site
 	// resync) and "scimsettings"; "*" or empty runs all. Benchmarks of the SCIM server
 	// alone run with only "scimsettings".
@@ -82,6 +84,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		Scheme:                  scheme.New(),
 		Metrics:                 opts.Metrics,
 		HealthProbeBindAddress:  opts.ProbeAddr,
+		PprofBindAddress:        opts.PprofAddr,
 		LeaderElection:          opts.LeaderElect,
 		LeaderElectionID:        "stack-scim-operator.scim.stackscim.io",
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,

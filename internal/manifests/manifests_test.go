@@ -127,8 +127,13 @@ func (r rendered) find(kind string) []*unstructured.Unstructured {
 func one[T any](g Gomega, r rendered, kind string) *T {
 	objs := r.find(kind)
 	g.ExpectWithOffset(1, objs).To(HaveLen(1), "want exactly one %s", kind)
+	return as[T](g, objs[0])
+}
+
+// as converts one rendered object into a typed object.
+func as[T any](g Gomega, o *unstructured.Unstructured) *T {
 	var typed T
-	g.ExpectWithOffset(1, runtime.DefaultUnstructuredConverter.FromUnstructured(objs[0].Object, &typed)).To(Succeed())
+	g.ExpectWithOffset(1, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &typed)).To(Succeed())
 	return &typed
 }
 
@@ -349,6 +354,28 @@ func TestChart_rendersValidObjects(t *testing.T) {
 				g.Expect(s.Spec.Site.Timeout.Duration).To(Equal(10 * time.Second))
 				g.Expect(s.Spec.Site.RequestsPerSecond).To(Equal(int32(5)))
 				g.Expect(r.find("Secret")).To(HaveLen(2))
+				// One watched namespace: the manager's rules are a Role there, so it cannot
+				// read Secrets anywhere else.
+				g.Expect(r.find("ClusterRole")).To(BeEmpty())
+				g.Expect(r.find("ClusterRoleBinding")).To(BeEmpty())
+				var manager *rbacv1.Role
+				for _, o := range r.find("Role") {
+					role := as[rbacv1.Role](g, o)
+					if strings.HasSuffix(role.Name, "-manager") {
+						manager = role
+					}
+				}
+				g.Expect(manager).NotTo(BeNil())
+				g.Expect(manager.Namespace).To(Equal("tenants"))
+				g.Expect(manager.Rules).To(Equal(generatedRules(g)))
+				binding := false
+				for _, o := range r.find("RoleBinding") {
+					rb := as[rbacv1.RoleBinding](g, o)
+					if rb.Namespace == "tenants" && rb.RoleRef.Kind == "Role" && rb.RoleRef.Name == manager.Name {
+						binding = true
+					}
+				}
+				g.Expect(binding).To(BeTrue(), "a RoleBinding in the watched namespace")
 			},
 		},
 		"one replica without leader election": {

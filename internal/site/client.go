@@ -265,7 +265,8 @@ func (c *Client) find(ctx context.Context, attr, value string, match func(*User)
 }
 
 // Create creates a user. A site that cannot create users answers 404, 405 or 501: that
-// becomes ErrCreateUnsupported.
+// becomes ErrCreateUnsupported. A user created with a role is read back, as after any role
+// write: the site may have ignored it.
 func (c *Client) Create(ctx context.Context, u User) (*User, error) {
 	var w WireUser
 	err := c.do(ctx, http.MethodPost, "/users", nil, u.ToWire(), &w)
@@ -278,6 +279,9 @@ func (c *Client) Create(ctx context.Context, u User) (*User, error) {
 	}
 	if w.ID == "" {
 		return nil, &Error{Method: http.MethodPost, Path: "/users", StatusCode: http.StatusOK, Message: "created user has no id"}
+	}
+	if u.ToWire().UserType != "" {
+		return c.Get(ctx, w.ID)
 	}
 	created := FromWire(w)
 	return &created, nil

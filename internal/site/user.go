@@ -163,6 +163,9 @@ func (u User) ToWire() WireUser {
 		Active:      &active,
 		Title:       u.Title,
 	}
+	if u.Role != "" && u.Role != RoleRegistered {
+		w.UserType = u.Role // absent means Registered, as the site itself shows it
+	}
 	if u.GivenName != "" || u.FamilyName != "" {
 		w.Name = &WireName{GivenName: u.GivenName, FamilyName: u.FamilyName}
 	}

@@ -3,6 +3,7 @@ package filter
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -115,6 +116,24 @@ func TestLookupAndEqualities(t *testing.T) {
 	g.Expect(ok).To(BeFalse())
 }
 
+// TestSimpleEq_buildsWhatTheParserBuilds: the common `attr eq "value"` skips the parser
+// and gets the same expression; anything else is left to the parser.
+func TestSimpleEq_buildsWhatTheParserBuilds(t *testing.T) {
+	g := NewWithT(t)
+	for _, s := range []string{`userName eq "ada@example.com"`, `USERNAME EQ "Ada"`, `externalId eq "00u1abc"`, ` userName eq "x" `, `userName eq ""`, `displayName eq "Zoë Ünal"`} {
+		fast := simpleEq(s)
+		g.Expect(fast).NotTo(BeNil(), s)
+		slow, err := parse(s)
+		g.Expect(err).NotTo(HaveOccurred(), s)
+		g.Expect(fast).To(Equal(slow), s)
+	}
+	for _, s := range []string{`userName eq "a\"b"`, `userName eq "a\u0041"`, `name.givenName eq "x"`, `userName sw "a"`,
+		`externalId eq abc`, `userName eq "x" and active eq true`, `emails[type eq "work"].value eq "x"`, "userName eq \"a\tb\"",
+		`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x"`} {
+		g.Expect(simpleEq(s)).To(BeNil(), s)
+	}
+}
+
 // FuzzParse checks that no input makes the normaliser or parser panic, that every
 // failure is a 400 invalidFilter, and that parsed filters evaluate without panicking.
 func FuzzParse(f *testing.F) {
@@ -123,6 +142,7 @@ func FuzzParse(f *testing.F) {
 		`active eq True`, `not (userName sw "a") and title pr`, `emails[type eq "a" or type eq "b"].value pr`,
 		`meta.lastModified gt "2011-05-13T04:42:34Z"`, `x eq 1.5e3`, `userName eq "a\"b"`, `]].x eq`, `[[`, `"`,
 		`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x"`, `emails[value co "@"]`,
+		`USERNAME EQ "A"`, `userName eq ""`, `userName  eq "x"`, `a1 eq "ü"`,
 	} {
 		f.Add(s)
 	}
@@ -130,6 +150,12 @@ func FuzzParse(f *testing.F) {
 	_ = json.Unmarshal([]byte(`{"userName":"a","emails":[{"value":"x","type":"work"}],"active":true,"name":{"givenName":"g"},"n":1}`), &d)
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = Normalize(s)
+		if fast := simpleEq(s); fast != nil {
+			slow, err := parse(s)
+			if err != nil || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("simpleEq(%q) = %#v, the parser says %#v, %v", s, fast, slow, err)
+			}
+		}
 		e, err := Parse(s)
 		if err != nil {
 			se := scimerr.As(err)

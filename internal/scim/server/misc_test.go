@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -66,16 +68,36 @@ func TestLocationAndGzip(t *testing.T) {
 	g.Expect(resp.Header.Get("Location")).To(Equal(want))
 	g.Expect(doc["meta"]).To(HaveKeyWithValue("location", want))
 
-	// gzip when asked for (the transport must not negotiate it itself to see the header).
+	// gzip when asked for and worth it (the transport must not negotiate it itself to see
+	// the header): a page of users is, a single user is not.
+	for i := range 3 {
+		resp, _ := tn.do("POST", "/Users", oktaUser(fmt.Sprintf("gz%d@example.com", i)))
+		g.Expect(resp.StatusCode).To(Equal(http.StatusCreated))
+	}
 	tr := &http.Transport{DisableCompression: true}
 	defer tr.CloseIdleConnections()
-	req, _ := http.NewRequest("GET", tn.base+"/Users", nil)
-	req.Header.Set("Authorization", "Bearer "+tn.token)
-	req.Header.Set("Accept-Encoding", "gzip")
-	r, err := (&http.Client{Transport: tr}).Do(req)
-	g.Expect(err).NotTo(HaveOccurred())
+	get := func(path string, gz bool) *http.Response {
+		req, _ := http.NewRequest("GET", tn.base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tn.token)
+		if gz {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		r, err := (&http.Client{Transport: tr}).Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		return r
+	}
+	r := get("/Users", true)
 	defer r.Body.Close()
 	g.Expect(r.Header.Get("Content-Encoding")).To(Equal("gzip"))
+	zr, err := gzip.NewReader(r.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	page, _ := io.ReadAll(zr)
+	g.Expect(string(page)).To(ContainSubstring("gz2@example.com"))
+	one := get("/Users/"+doc["id"].(string), true)
+	one.Body.Close()
+	g.Expect(one.Header.Get("Content-Encoding")).To(BeEmpty(), "one user is not worth compressing")
+	req, _ := http.NewRequest("GET", tn.base+"/Users", nil)
+	req.Header.Set("Authorization", "Bearer "+tn.token)
 	req.Header.Del("Accept-Encoding")
 	r2, err := (&http.Client{Transport: tr}).Do(req)
 	g.Expect(err).NotTo(HaveOccurred())

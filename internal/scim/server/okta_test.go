@@ -80,8 +80,9 @@ func TestOktaCreateFlow(t *testing.T) {
 	g.Expect(info.UserAgent).To(Equal("Okta SCIM Client 1.0.0"))
 	g.Expect(info.RequestID).To(Equal(postRequestID))
 	g.Expect(h0(u).Actor.RequestID).To(Equal(postRequestID))
-	g.Expect(u.Status.History).To(HaveLen(1))
-	h := u.Status.History[0]
+	// The entry waits on the object for the reconciler to move it into status.history.
+	g.Expect(audit.Pending(u)).To(HaveLen(1))
+	h := audit.Pending(u)[0]
 	g.Expect(h.Action).To(Equal("Create"))
 	g.Expect(h.Result).To(Equal(scimv1.ResultApplied))
 	g.Expect(h.Actor.Kind).To(Equal(scimv1.ActorIdentityProvider))
@@ -154,8 +155,8 @@ func TestOktaGetThenPutRoundTrip(t *testing.T) {
 	g.Expect(put["title"]).To(Equal("Staff Engineer"))
 	g.Expect(put["meta"]).To(HaveKeyWithValue("version", `W/"2"`))
 	u := tn.user(g, id)
-	g.Expect(u.Status.History[0].Action).To(Equal("Replace"))
-	g.Expect(u.Status.History[0].Changes).To(ContainElement(scimv1.FieldChange{Field: "title", Old: "Engineer", New: "Staff Engineer"}))
+	g.Expect(audit.Pending(u)[0].Action).To(Equal("Replace"))
+	g.Expect(audit.Pending(u)[0].Changes).To(ContainElement(scimv1.FieldChange{Field: "title", Old: "Engineer", New: "Staff Engineer"}))
 
 	// PUT without any role attribute: the role becomes unmanaged.
 	delete(got, "userType")
@@ -183,8 +184,8 @@ func TestOktaDeactivateReactivate(t *testing.T) {
 	g.Expect(doc["active"]).To(Equal(false))
 	u := tn.user(g, id)
 	g.Expect(*u.Spec.Active).To(BeFalse())
-	g.Expect(u.Status.History[0].Action).To(Equal("Patch"))
-	g.Expect(u.Status.History[0].Changes).To(ContainElement(scimv1.FieldChange{Field: "active", Old: "true", New: "false"}))
+	g.Expect(audit.Pending(u)[0].Action).To(Equal("Patch"))
+	g.Expect(audit.Pending(u)[0].Changes).To(ContainElement(scimv1.FieldChange{Field: "active", Old: "true", New: "false"}))
 
 	// The lookup finds the inactive user; reactivation by PATCH reads back active:true.
 	g.Eventually(func() any {
@@ -281,9 +282,10 @@ func TestOktaImportPaging(t *testing.T) {
 	g.Expect(b).To(HaveKey("userName"))
 }
 
+// h0 is the newest audit entry the SCIM server left on the user.
 func h0(u *scimv1.StackUser) scimv1.AuditEntry {
-	if len(u.Status.History) == 0 {
-		return scimv1.AuditEntry{}
+	if p := audit.Pending(u); len(p) > 0 {
+		return p[0]
 	}
-	return u.Status.History[0]
+	return scimv1.AuditEntry{}
 }

@@ -342,8 +342,9 @@ func (s *Server) route(q *request) error {
 }
 
 func (s *Server) tenantByBasePath(ctx context.Context, prefix string) (*scimv1.ScimSettings, error) {
+	// Every request routes through here, and requests only read the tenant: no copy.
 	var list scimv1.ScimSettingsList
-	if err := s.opts.Client.List(ctx, &list, client.MatchingFields{index.SettingsBasePath: prefix}); err != nil {
+	if err := s.opts.Client.List(ctx, &list, client.MatchingFields{index.SettingsBasePath: prefix}, client.UnsafeDisableDeepCopy); err != nil {
 		s.log.Error(err, "listing ScimSettings by base path")
 		return nil, scimerr.New(http.StatusServiceUnavailable, "", "the SCIM tenant cannot be looked up right now; retry")
 	}

@@ -214,32 +214,25 @@ func (s *Server) entry(q *request, action string, changes []scimv1.FieldChange) 
 	}
 }
 
-// annotate names the request on the object, in the same write as the change, with its
-// audit entry: if this replica dies before recordAudit, the reconciler restores it.
-func (s *Server) annotate(u *scimv1.StackUser, q *request, e scimv1.AuditEntry) {
+// annotate names the request on the object and leaves its audit entry there, in the same
+// write as the change: one API write per request, and the entry cannot be lost. The
+// reconciler moves it into status.history; the log line is written now.
+// generation is the one the write leaves: the next one when it changes the spec.
+func (s *Server) annotate(u *scimv1.StackUser, q *request, e scimv1.AuditEntry, generation int64) {
 	if u.Annotations == nil {
 		u.Annotations = map[string]string{}
 	}
 	now := e.Time.UTC()
 	info, _ := json.Marshal(audit.RequestInfo{
-		RequestID: e.Actor.RequestID,
-		UserAgent: e.Actor.UserAgent,
-		Tenant:    e.Actor.Name,
-		Time:      now.Format(time.RFC3339Nano),
-		Action:    e.Action,
-		Changes:   e.Changes,
+		RequestID:  e.Actor.RequestID,
+		UserAgent:  e.Actor.UserAgent,
+		Tenant:     e.Actor.Name,
+		Time:       now.Format(time.RFC3339Nano),
+		Generation: generation,
 	})
 	u.Annotations[audit.AnnotationLastSCIMRequest] = string(info)
 	u.Annotations[audit.AnnotationLastModified] = now.Format(time.RFC3339)
-}
-
-// recordAudit appends the audit entry of a SCIM write. The write is already durable, so a
-// failure here is logged, not returned to the identity provider.
-func (s *Server) recordAudit(ctx context.Context, q *request, u *scimv1.StackUser, e scimv1.AuditEntry) {
-	// Append refreshes its argument from the cache on conflicts; keep the caller's copy.
-	if err := s.recorder.Append(ctx, u.DeepCopy(), q.settings.EffectiveHistoryLimit(), e); err != nil && !apierrors.IsNotFound(err) {
-		s.log.Error(err, "recording audit entry", "stackuser", u.Namespace+"/"+u.Name, "requestId", q.id)
-	}
+	audit.AddPending(u, q.settings.EffectiveHistoryLimit(), e)
 }
 
 func (s *Server) getUser(q *request) {
@@ -286,7 +279,7 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 		Spec: spec,
 	}
 	entry := s.entry(q, "Create", audit.Diff(nil, audit.Flatten(&u.Spec)))
-	s.annotate(u, q, entry)
+	s.annotate(u, q, entry, 1)
 	err = s.opts.Client.Create(ctx, u, client.FieldOwner(audit.SCIMFieldManager))
 	if apierrors.IsAlreadyExists(err) {
 		var existing scimv1.StackUser
@@ -308,7 +301,7 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 		return s.apiError(err, "creating user")
 	}
 	s.recent.put(client.ObjectKeyFromObject(u), u)
-	s.recordAudit(ctx, q, u, entry)
+	s.recorder.LogEntries(u, entry)
 	s.writeUser(q, http.StatusCreated, u)
 	return nil
 }
@@ -407,7 +400,7 @@ func (s *Server) update(ctx context.Context, q *request, action string, mutate f
 		upd := cur.DeepCopy()
 		upd.Spec = spec
 		entry := s.entry(q, action, audit.Diff(audit.Flatten(&cur.Spec), audit.Flatten(&upd.Spec)))
-		s.annotate(upd, q, entry)
+		s.annotate(upd, q, entry, cur.Generation+1)
 		// The cache trims managedFields (internal/cachetrim); sending none keeps the
 		// server's own.
 		upd.ManagedFields = nil
@@ -424,7 +417,7 @@ func (s *Server) update(ctx context.Context, q *request, action string, mutate f
 			return s.apiError(err, "updating user")
 		}
 		s.recent.put(client.ObjectKeyFromObject(upd), upd)
-		s.recordAudit(ctx, q, upd, entry)
+		s.recorder.LogEntries(upd, entry)
 		s.writeUser(q, http.StatusOK, upd)
 		return nil
 	}
@@ -441,37 +434,51 @@ func (s *Server) deleteUser(q *request) {
 }
 
 func (s *Server) doDelete(ctx context.Context, q *request) error {
-	u, err := s.findUser(ctx, q, q.rest[0], false)
-	if err != nil {
-		return err
-	}
-	if err := checkIfMatch(q, u); err != nil {
-		return err
-	}
-	// Name the request on the object first, so the finalizer's site-side deactivation
-	// can be attributed to it.
-	info := u.DeepCopy()
-	entry := s.entry(q, "Delete", nil)
-	s.annotate(info, q, entry)
-	mp, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
-		audit.AnnotationLastSCIMRequest: info.Annotations[audit.AnnotationLastSCIMRequest],
-	}}})
-	if err := s.opts.Client.Patch(ctx, u, client.RawPatch(types.MergePatchType, mp), client.FieldOwner(audit.SCIMFieldManager)); err != nil {
+	for attempt := 0; ; attempt++ {
+		u, err := s.findUser(ctx, q, q.rest[0], attempt > 0)
+		if err != nil {
+			return err
+		}
+		if err := checkIfMatch(q, u); err != nil {
+			return err
+		}
+		// Name the request on the object first, with its audit entry, so the finalizer's
+		// site-side deactivation is attributed to it and records it. The resourceVersion
+		// keeps a concurrent write's pending entry from being overwritten.
+		info := u.DeepCopy()
+		entry := s.entry(q, "Delete", nil)
+		s.annotate(info, q, entry, u.Generation)
+		mp, _ := json.Marshal(map[string]any{"metadata": map[string]any{
+			"resourceVersion": u.ResourceVersion,
+			"annotations": map[string]string{
+				audit.AnnotationLastSCIMRequest: info.Annotations[audit.AnnotationLastSCIMRequest],
+				audit.AnnotationPendingAudit:    info.Annotations[audit.AnnotationPendingAudit],
+			},
+		}})
+		err = s.opts.Client.Patch(ctx, u, client.RawPatch(types.MergePatchType, mp), client.FieldOwner(audit.SCIMFieldManager))
+		if apierrors.IsConflict(err) && attempt < maxUpdateAttempts {
+			if werr := sleepCtx(ctx, updateBackoff(attempt)); werr != nil {
+				return s.apiError(err, "annotating user before deletion")
+			}
+			continue
+		}
 		if apierrors.IsNotFound(err) {
 			return notFound(u.Name)
 		}
-		return s.apiError(err, "annotating user before deletion")
-	}
-	s.recordAudit(ctx, q, u, entry)
-	uid := u.UID
-	if err := s.opts.Client.Delete(ctx, u, client.Preconditions{UID: &uid}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return notFound(u.Name)
+		if err != nil {
+			return s.apiError(err, "annotating user before deletion")
 		}
-		return s.apiError(err, "deleting user")
+		s.recorder.LogEntries(u, entry)
+		uid := u.UID
+		if err := s.opts.Client.Delete(ctx, u, client.Preconditions{UID: &uid}); err != nil {
+			if apierrors.IsNotFound(err) {
+				return notFound(u.Name)
+			}
+			return s.apiError(err, "deleting user")
+		}
+		s.recent.deleted(client.ObjectKeyFromObject(u), uid)
+		return nil
 	}
-	s.recent.deleted(client.ObjectKeyFromObject(u), uid)
-	return nil
 }
 
 // SpecEqual compares two specs as SCIM sees them: unset active is true, empty objects
@@ -564,40 +571,31 @@ func listResponse(total, startIndex int, resources []any) map[string]any {
 	}
 }
 
-// candidates returns the tenant's users a filter can match: through an index when the
-// filter pins userName, externalId or id, else every user of the tenant (from the cache).
-// candidates returns the tenant's users a filter can match, in list order: through a
-// field index when the filter is an equality on userName, externalId or id, otherwise
-// every user of the tenant from the ordered view (or the cache, before the view exists).
+// candidates returns the tenant's users a filter can match, in list order: those with the
+// userName (through the field index the uniqueness checks also use), externalId or id
+// that the filter pins, else every user of the tenant. Without the view (a server with no
+// cache) the field indexes stand in for it.
 func (s *Server) candidates(ctx context.Context, q *request, f filter.Expression) ([]*scimv1.StackUser, error) {
-	opts := []client.ListOption{client.InNamespace(q.tenant.Namespace), client.UnsafeDisableDeepCopy}
-	if f != nil {
-		if attr, value, ok := filter.Lookup(f); ok {
-			switch attr {
-			case "userName":
-				opts = append(opts, client.MatchingFields{index.UserNameLower: index.UserNameKey(q.tenant.Name, value)})
-			case "externalId":
-				opts = append(opts, client.MatchingFields{index.UserExternalID: index.Key(q.tenant.Name, value)})
-			case "id":
-				u, err := s.findUser(ctx, q, value, false)
-				if err != nil {
-					if se := scimerr.As(err); se != nil && se.Status == http.StatusNotFound {
-						return nil, nil
-					}
-					return nil, err
-				}
-				return []*scimv1.StackUser{u}, nil
+	fields := client.MatchingFields{index.UserTenant: q.tenant.Name}
+	switch attr, value, _ := filter.Lookup(f); {
+	case attr == "id":
+		u, err := s.findUser(ctx, q, value, false)
+		if err != nil {
+			if se := scimerr.As(err); se != nil && se.Status == http.StatusNotFound {
+				return nil, nil
 			}
+			return nil, err
 		}
-	}
-	if len(opts) == 2 {
-		if s.users != nil {
-			return s.users.All(q.tenant.Namespace, q.tenant.Name), nil
-		}
-		opts = append(opts, client.MatchingFields{index.UserTenant: q.tenant.Name})
+		return []*scimv1.StackUser{u}, nil
+	case attr == "userName":
+		fields = client.MatchingFields{index.UserNameLower: index.UserNameKey(q.tenant.Name, value)}
+	case attr == "externalId" && s.users != nil:
+		return s.users.ByExternalID(q.tenant.Namespace, q.tenant.Name, value), nil
+	case s.users != nil:
+		return s.users.All(q.tenant.Namespace, q.tenant.Name), nil
 	}
 	var list scimv1.StackUserList
-	if err := s.opts.Client.List(ctx, &list, opts...); err != nil {
+	if err := s.opts.Client.List(ctx, &list, client.InNamespace(q.tenant.Namespace), fields, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, s.apiError(err, "listing users")
 	}
 	out := make([]*scimv1.StackUser, len(list.Items))

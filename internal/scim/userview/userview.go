@@ -1,7 +1,9 @@
 // Package userview keeps an ordered, per-tenant view of the StackUsers in the informer
 // cache, fed by the informer's events. SCIM lists page through it: listing a 100,000-user
 // tenant from the cache would copy and sort every object on every page of an import,
-// while the view hands out a page of shared pointers in stable order.
+// while the view hands out a page of shared pointers in stable order. It also finds users
+// by externalId, which only SCIM filters ask for: a map entry here costs a fraction of a
+// cache field index, which keeps a set of its own for every distinct value.
 package userview
 
 import (
@@ -22,6 +24,27 @@ type tenantKey struct{ namespace, name string }
 type tenant struct {
 	sorted []*scimv1.StackUser
 	byName map[string]*scimv1.StackUser
+	// byExternalID holds the users with a non-empty externalId; nearly always one each.
+	byExternalID map[string][]*scimv1.StackUser
+}
+
+func (t *tenant) linkExternalID(u *scimv1.StackUser) {
+	if id := u.Spec.ExternalID; id != "" {
+		t.byExternalID[id] = append(t.byExternalID[id], u)
+	}
+}
+
+func (t *tenant) unlinkExternalID(u *scimv1.StackUser) {
+	id := u.Spec.ExternalID
+	if id == "" {
+		return
+	}
+	users := slices.DeleteFunc(t.byExternalID[id], func(x *scimv1.StackUser) bool { return x == u })
+	if len(users) == 0 {
+		delete(t.byExternalID, id)
+	} else {
+		t.byExternalID[id] = users
+	}
 }
 
 // View is the per-tenant view. The objects it returns are the informer's own: callers
@@ -100,21 +123,25 @@ func (v *View) put(u *scimv1.StackUser) {
 	k := keyOf(u)
 	t := v.tenants[k]
 	if t == nil {
-		t = &tenant{byName: map[string]*scimv1.StackUser{}}
+		t = &tenant{byName: map[string]*scimv1.StackUser{}, byExternalID: map[string][]*scimv1.StackUser{}}
 		v.tenants[k] = t
 	}
-	if prev, ok := t.byName[u.Name]; ok {
+	prev, replacing := t.byName[u.Name]
+	if replacing {
+		t.unlinkExternalID(prev)
+	}
+	t.byName[u.Name] = u
+	t.linkExternalID(u)
+	if replacing {
 		i, found := slices.BinarySearchFunc(t.sorted, prev, Compare)
 		if found && t.sorted[i] == prev && Compare(prev, u) == 0 {
 			t.sorted[i] = u
-			t.byName[u.Name] = u
 			return
 		}
 		t.sorted = deleteAt(t.sorted, prev)
 	}
 	i, _ := slices.BinarySearchFunc(t.sorted, u, Compare)
 	t.sorted = slices.Insert(t.sorted, i, u)
-	t.byName[u.Name] = u
 }
 
 // remove deletes u; the caller holds the write lock.
@@ -129,6 +156,7 @@ func (v *View) remove(u *scimv1.StackUser) {
 		return
 	}
 	t.sorted = deleteAt(t.sorted, prev)
+	t.unlinkExternalID(prev)
 	delete(t.byName, u.Name)
 	if len(t.byName) == 0 {
 		delete(v.tenants, k)
@@ -181,4 +209,18 @@ func (v *View) Page(namespace, name string, from, count int) (int, []*scimv1.Sta
 		return total, nil
 	}
 	return total, slices.Clone(t.sorted[from:min(from+count, total)])
+}
+
+// ByExternalID returns the tenant's users with the externalId (compared exactly, as
+// RFC 7643 defines it), in list order.
+func (v *View) ByExternalID(namespace, name, externalID string) []*scimv1.StackUser {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	t := v.tenants[tenantKey{namespace, name}]
+	if t == nil {
+		return nil
+	}
+	users := slices.Clone(t.byExternalID[externalID])
+	slices.SortFunc(users, Compare)
+	return users
 }

@@ -77,18 +77,22 @@ func TestView_updatesReplaceAndMoveBetweenTenants(t *testing.T) {
 }
 
 // TestView_randomEventsMatchASortedList drives the view with random adds, updates and
-// deletes and compares it with the order computed from scratch.
+// deletes and compares it, and its externalId lookups, with the users computed from
+// scratch.
 func TestView_randomEventsMatchASortedList(t *testing.T) {
 	g := NewWithT(t)
 	v := New()
 	live := map[string]*scimv1.StackUser{}
 	r := rand.New(rand.NewPCG(1, 2))
+	// A few shared and empty externalIds, so lookups see duplicates and changes.
+	externalID := func() string { return []string{"", "e1", "e2", "e3"}[r.IntN(4)] + fmt.Sprint(r.IntN(100)) }
 	for i := range 5000 {
 		name := fmt.Sprintf("u%03d", r.IntN(300))
 		prev, exists := live[name]
 		switch {
 		case !exists:
 			u := user("ns", "okta", name, r.IntN(50))
+			u.Spec.ExternalID = externalID()
 			live[name] = u
 			v.OnAdd(u, false)
 		case r.IntN(3) == 0:
@@ -97,6 +101,9 @@ func TestView_randomEventsMatchASortedList(t *testing.T) {
 		default:
 			u := prev.DeepCopy()
 			u.Spec.Title = fmt.Sprint(i)
+			if r.IntN(2) == 0 {
+				u.Spec.ExternalID = externalID()
+			}
 			live[name] = u
 			v.OnUpdate(prev, u)
 		}
@@ -111,4 +118,9 @@ func TestView_randomEventsMatchASortedList(t *testing.T) {
 	for i := range got {
 		g.Expect(got[i]).To(BeIdenticalTo(want[i]), "the view holds the latest object")
 	}
+	for _, id := range []string{"e10", "e25", "e37", "12"} {
+		withID := slices.DeleteFunc(slices.Clone(want), func(u *scimv1.StackUser) bool { return u.Spec.ExternalID != id })
+		g.Expect(names(v.ByExternalID("ns", "okta", id))).To(Equal(names(withID)), "users with externalId %q", id)
+	}
+	g.Expect(v.ByExternalID("ns", "okta", "")).To(BeEmpty(), "an empty externalId matches nobody")
 }

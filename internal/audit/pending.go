@@ -1,0 +1,110 @@
+package audit
+
+import (
+	"encoding/json"
+	"slices"
+
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+)
+
+// AnnotationPendingAudit holds, as a JSON list newest first, the audit entries of SCIM
+// requests that status.history does not show yet. The SCIM server writes it in the same
+// write as the change it records, so a SCIM request costs one API write and its entry
+// cannot be lost; the reconciler moves the entries into status.history with the status
+// write it makes anyway.
+const AnnotationPendingAudit = "scim.stackscim.io/pending-audit"
+
+// maxPendingBytes bounds the annotation (the API server allows 256 KiB of annotations in
+// all); entries beyond it are the oldest and would be trimmed from the history first.
+const maxPendingBytes = 128 << 10
+
+// Pending returns the entries of the pending annotation, newest first; nil when there
+// are none or the annotation is not ours to read.
+func Pending(u *scimv1.StackUser) []scimv1.AuditEntry {
+	raw := u.Annotations[AnnotationPendingAudit]
+	if raw == "" {
+		return nil
+	}
+	var out []scimv1.AuditEntry
+	if json.Unmarshal([]byte(raw), &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// Recorded reports whether a SCIM request's entry is in the history, or would already
+// have been trimmed from a full one.
+func Recorded(u *scimv1.StackUser, limit int, e scimv1.AuditEntry) bool {
+	h := u.Status.History
+	for _, old := range h {
+		// The reconciler's entries for the same request (what it did on the site) carry a
+		// message; the request's own entry has none.
+		if old.Actor.Kind == e.Actor.Kind && old.Actor.RequestID == e.Actor.RequestID && old.Action == e.Action && old.Message == e.Message {
+			return true
+		}
+	}
+	return len(h) > 0 && len(h) >= limit && e.Time.Before(&h[len(h)-1].Time)
+}
+
+// Unrecorded returns the pending entries the history does not hold yet, newest first.
+func Unrecorded(u *scimv1.StackUser, limit int) []scimv1.AuditEntry {
+	var out []scimv1.AuditEntry
+	for _, e := range Pending(u) {
+		if !Recorded(u, limit, e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// AddPending puts e in front of the user's unrecorded entries in the pending annotation,
+// at most limit of them and maxPendingBytes in all.
+func AddPending(u *scimv1.StackUser, limit int, e scimv1.AuditEntry) {
+	if limit <= 0 {
+		limit = 20
+	}
+	entries := append([]scimv1.AuditEntry{sanitize(e)}, Unrecorded(u, limit)...)
+	entries = entries[:min(len(entries), limit)]
+	raw, _ := json.Marshal(entries)
+	for len(raw) > maxPendingBytes && len(entries) > 1 {
+		entries = entries[:len(entries)-1]
+		raw, _ = json.Marshal(entries)
+	}
+	if len(raw) > maxPendingBytes {
+		// One entry alone over the budget: 64 changes of two 1 KiB values each.
+		short := entries[0]
+		short.Changes = slices.Clone(short.Changes)
+		for i := range short.Changes {
+			short.Changes[i].Old, short.Changes[i].New = clipValue(short.Changes[i].Old, 256), clipValue(short.Changes[i].New, 256)
+		}
+		raw, _ = json.Marshal([]scimv1.AuditEntry{short})
+	}
+	if u.Annotations == nil {
+		u.Annotations = map[string]string{}
+	}
+	u.Annotations[AnnotationPendingAudit] = string(raw)
+}
+
+// DropRecorded removes the pending annotation once the history holds all of it, so a
+// cached StackUser does not keep a second copy of its entries. It reports whether it did.
+func DropRecorded(u *scimv1.StackUser) bool {
+	// The largest historyLimit: an entry is only taken as trimmed when no limit could
+	// have kept it.
+	const maxLimit = 200
+	if _, ok := u.Annotations[AnnotationPendingAudit]; !ok || len(Unrecorded(u, maxLimit)) > 0 {
+		return false
+	}
+	delete(u.Annotations, AnnotationPendingAudit)
+	return true
+}
+
+func clipValue(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
