@@ -70,7 +70,7 @@ func parse(s string) (expr Expression, err error) {
 // per filter, which at one lookup per provisioned user is most of the server's garbage.
 // Anything else returns nil and goes to the parser.
 func simpleEq(s string) Expression {
-	name, rest, ok := strings.Cut(strings.TrimSpace(s), " ")
+	name, rest, ok := strings.Cut(strings.Trim(s, " "), " ")
 	if !ok || name == "" {
 		return nil
 	}

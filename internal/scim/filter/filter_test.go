@@ -129,7 +129,7 @@ func TestSimpleEq_buildsWhatTheParserBuilds(t *testing.T) {
 	}
 	for _, s := range []string{`userName eq "a\"b"`, `userName eq "a\u0041"`, `name.givenName eq "x"`, `userName sw "a"`,
 		`externalId eq abc`, `userName eq "x" and active eq true`, `emails[type eq "work"].value eq "x"`, "userName eq \"a\tb\"",
-		`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x"`} {
+		`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x"`, "\u00a0userName eq \"x\"", "userName eq \"x\"\u2003"} {
 		g.Expect(simpleEq(s)).To(BeNil(), s)
 	}
 }
