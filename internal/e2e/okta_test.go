@@ -108,11 +108,13 @@ func TestE2E_oktaLifecycle(t *testing.T) {
 	}, 60*time.Second, 200*time.Millisecond).Should(Equal("PromotionNotAllowed"))
 	g.Expect(site.user(userName).Role).To(Equal(sitesim.RoleRegistered))
 
-	// The site admin turns admin promotion on: the blocked change is applied.
+	// The site admin turns admin promotion on (kubectl patch: no resourceVersion, so the
+	// operator's own status writes cannot make it conflict): the blocked change is applied.
 	cur := &scimv1.ScimSettings{}
 	g.Expect(env.Client.Get(context.Background(), client.ObjectKeyFromObject(st), cur)).To(Succeed())
+	base := cur.DeepCopy()
 	cur.Spec.AllowAdminPromotion = true
-	g.Expect(env.Client.Update(context.Background(), cur)).To(Succeed())
+	g.Expect(env.Client.Patch(context.Background(), cur, client.MergeFrom(base))).To(Succeed())
 	g.Eventually(func() string { return site.user(userName).Role }, 60*time.Second, 200*time.Millisecond).Should(Equal(sitesim.RoleAdmin))
 
 	// One site user, and a history that explains every step.
