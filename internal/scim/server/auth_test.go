@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 )
@@ -56,9 +57,7 @@ func TestAuth(t *testing.T) {
 	g.Expect(env.Client.Get(context.Background(), keyOf(tn.ns, "scim-token"), &secret)).To(Succeed())
 	secret.Data["next"] = []byte(next)
 	g.Expect(env.Client.Update(context.Background(), &secret)).To(Succeed())
-	g.Expect(env.Client.Get(context.Background(), keyOf(tn.ns, "acme"), &s)).To(Succeed())
-	s.Spec.BearerTokenSecretRef.NextKey = "next"
-	g.Expect(env.Client.Update(context.Background(), &s)).To(Succeed())
+	patchSettings(g, tn.ns, func(s *scimv1.ScimSettings) { s.Spec.BearerTokenSecretRef.NextKey = "next" })
 	g.Eventually(func() int {
 		resp, _ := tn.do("GET", "/Users", nil, "Authorization", "Bearer "+next)
 		return resp.StatusCode
@@ -90,15 +89,22 @@ func TestAuth(t *testing.T) {
 	}).Should(ContainSubstring("does not exist"))
 }
 
+// patchSettings changes the tenant's spec as `kubectl patch` does, without a
+// resourceVersion: the server's own status writes cannot make it conflict.
+func patchSettings(g Gomega, ns string, mutate func(*scimv1.ScimSettings)) {
+	var s scimv1.ScimSettings
+	g.Expect(env.Client.Get(context.Background(), keyOf(ns, "acme"), &s)).To(Succeed())
+	base := s.DeepCopy()
+	mutate(&s)
+	g.Expect(env.Client.Patch(context.Background(), &s, client.MergeFrom(base))).To(Succeed())
+}
+
 func TestDisabledTenant(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	tn := newTenant(t)
 	id := tn.create(g, oktaUser("before@example.com"))["id"].(string)
-	var s scimv1.ScimSettings
-	g.Expect(env.Client.Get(context.Background(), keyOf(tn.ns, "acme"), &s)).To(Succeed())
-	s.Spec.Enabled = ptr.To(false)
-	g.Expect(env.Client.Update(context.Background(), &s)).To(Succeed())
+	patchSettings(g, tn.ns, func(s *scimv1.ScimSettings) { s.Spec.Enabled = ptr.To(false) })
 	g.Eventually(func() int {
 		resp, _ := tn.do("GET", "/Users", nil)
 		return resp.StatusCode
