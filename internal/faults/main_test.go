@@ -2,7 +2,6 @@ package faults_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,6 +32,7 @@ import (
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/controllers"
 	"github.com/stackscim/stack-scim-operator/internal/manager"
+	"github.com/stackscim/stack-scim-operator/internal/scimtest"
 	"github.com/stackscim/stack-scim-operator/internal/site"
 	"github.com/stackscim/stack-scim-operator/internal/sitesim"
 	"github.com/stackscim/stack-scim-operator/internal/testenv"
@@ -288,45 +288,15 @@ var httpClient = &http.Client{
 }
 
 func (r request) build(base string, token string) (*http.Request, error) {
-	var rd io.Reader
-	switch b := r.body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(data)
-	}
 	target := base + r.path
 	if rest, ok := strings.CutPrefix(r.path, "//"); ok {
 		u := base[:strings.Index(base[len("http://"):], "/")+len("http://")]
 		target = u + "/" + rest
 	}
-	req, err := http.NewRequest(r.method, target, rd)
-	if err != nil {
-		return nil, err
-	}
 	if r.token != "" {
 		token = r.token
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("User-Agent", "faults-test")
-	if r.body != nil {
-		req.Header.Set("Content-Type", "application/scim+json; charset=utf-8")
-	}
-	for i := 0; i+1 < len(r.headers); i += 2 {
-		if r.headers[i+1] == "" {
-			req.Header.Del(r.headers[i])
-			continue
-		}
-		req.Header.Set(r.headers[i], r.headers[i+1])
-	}
-	return req, nil
+	return scimtest.NewRequest(r.method, target, token, "faults-test", r.body, r.headers...)
 }
 
 // send is safe to call from any goroutine: it reports failures in the response.
@@ -345,18 +315,10 @@ func (tn *tenant) send(r request) response {
 
 func decodeResponse(status int, h http.Header, body io.Reader) response {
 	out := response{status: status, header: h}
-	data, err := io.ReadAll(body)
+	data, err := scimtest.ReadBody(h, body)
 	if err != nil {
 		out.err = err
 		return out
-	}
-	if h.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			out.err = err
-			return out
-		}
-		data, _ = io.ReadAll(zr)
 	}
 	out.raw = data
 	if len(bytes.TrimSpace(data)) > 0 {

@@ -2,16 +2,13 @@ package server_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +25,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/listener"
 	"github.com/stackscim/stack-scim-operator/internal/scim/server"
+	"github.com/stackscim/stack-scim-operator/internal/scimtest"
 	"github.com/stackscim/stack-scim-operator/internal/testenv"
 )
 
@@ -139,51 +137,18 @@ var httpClient = &http.Client{Timeout: 30 * time.Second}
 // and decodes the JSON answer.
 func (tn *tenant) do(method, path string, body any, headers ...string) (*http.Response, map[string]any) {
 	tn.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		data, err := json.Marshal(b)
-		if err != nil {
-			tn.t.Fatalf("marshal: %v", err)
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequest(method, tn.base+path, rd)
+	req, err := scimtest.NewRequest(method, tn.base+path, tn.token, "Okta SCIM Client 1.0.0", body, headers...)
 	if err != nil {
 		tn.t.Fatalf("request: %v", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tn.token)
-	req.Header.Set("User-Agent", "Okta SCIM Client 1.0.0")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/scim+json; charset=utf-8")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i+1] == "" {
-			req.Header.Del(headers[i])
-			continue
-		}
-		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		tn.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	data, err := scimtest.ReadBody(resp.Header, resp.Body)
 	if err != nil {
 		tn.t.Fatalf("reading body: %v", err)
-	}
-	if resp.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			tn.t.Fatalf("gzip: %v", err)
-		}
-		data, _ = io.ReadAll(zr)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return resp, nil
