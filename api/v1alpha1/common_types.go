@@ -17,6 +17,18 @@ const (
 // Roles lists every valid role, in order of privilege.
 var Roles = []Role{RoleRegistered, RoleModerator, RoleAdmin}
 
+// RoleAttributeForm names the attribute a SCIM client carries the role in: one of the
+// RoleForm constants, or the URN of the extension schema whose object holds
+// `stackUserType`.
+type RoleAttributeForm string
+
+const (
+	// RoleFormUserType is core `userType`.
+	RoleFormUserType RoleAttributeForm = "userType"
+	// RoleFormTopLevel is `stackUserType` at the top level of the user.
+	RoleFormTopLevel RoleAttributeForm = "stackUserType"
+)
+
 // Condition types shared by StackUser and ScimSettings.
 const (
 	// ConditionReady summarises the object: true when everything it asks for is in effect.

@@ -111,6 +111,16 @@ type StackUserSpec struct {
 	// +optional
 	Role *Role `json:"role,omitempty"`
 
+	// roleAttribute is the attribute form the identity provider last sent the role in, so
+	// the SCIM server answers the role in that form only and Okta's GET-then-PUT changes
+	// it: `userType` (core), `stackUserType` (top level), or an extension schema URN whose
+	// object carries `stackUserType`. Empty: the vendor extension
+	// urn:ietf:params:scim:schemas:extension:stackoverflow:2.0:User.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^(userType|stackUserType|urn:.+)$`
+	RoleAttribute RoleAttributeForm `json:"roleAttribute,omitempty"`
+
 	// title is the user's job title (core SCIM `title`).
 	// +optional
 	// +kubebuilder:validation:MaxLength=256

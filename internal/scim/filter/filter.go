@@ -1,8 +1,8 @@
 // Package filter parses SCIM filters (RFC 7644 section 3.4.2.2) as identity providers
 // really send them and evaluates them against SCIM JSON documents.
 //
-// Parsing uses github.com/scim2/filter-parser/v2 after Normalize has rewritten Entra ID's
-// non-RFC forms. Evaluation works on the generic document the server returns (a
+// Parsing is this package's own (parse.go), into github.com/scim2/filter-parser/v2's
+// expression types, with Entra ID's non-RFC forms accepted. Evaluation works on the generic document the server returns (a
 // map[string]any), so a filter sees exactly the attributes a GET shows.
 package filter
 
@@ -45,30 +45,16 @@ func Parse(s string) (expr Expression, err error) {
 	return parse(s)
 }
 
-// parse runs the normaliser and the parser.
-func parse(s string) (expr Expression, err error) {
-	norm := Normalize(s)
-	defer func() {
-		// The parser is third-party code: never let odd input take the server down.
-		if r := recover(); r != nil {
-			expr, err = nil, scimerr.BadRequest(scimerr.InvalidFilter, "the filter %q cannot be parsed", truncate(s))
-		}
-	}()
-	e, perr := scimfilter.ParseFilter([]byte(norm))
-	if perr != nil || e == nil {
-		return nil, scimerr.BadRequest(scimerr.InvalidFilter, "the filter %q is not a valid SCIM filter (RFC 7644 section 3.4.2.2)", truncate(s))
-	}
-	if err := fixup(e, 0); err != nil {
-		return nil, err
-	}
-	return e, nil
+// parse runs the parser; it never panics, whatever the input (a fuzz test holds it so).
+func parse(s string) (Expression, error) {
+	return parseFilter(s)
 }
 
 // simpleEq parses the filter identity providers send most, `attr eq "value"` with a
 // plain attribute name and a string without escapes, straight into the expression the
-// parser would build (a fuzz test holds them equal). The parser allocates about 90 KB
-// per filter, which at one lookup per provisioned user is most of the server's garbage.
-// Anything else returns nil and goes to the parser.
+// parser would build (a fuzz test holds them equal), at the cost of a string scan: it is
+// the lookup made once per provisioned user. Anything else returns nil and goes to the
+// parser.
 func simpleEq(s string) Expression {
 	name, rest, ok := strings.Cut(strings.Trim(s, " "), " ")
 	if !ok || name == "" {
@@ -101,47 +87,6 @@ func truncate(s string) string {
 		return s[:200] + "..."
 	}
 	return s
-}
-
-// fixup decodes JSON escapes in string values (the parser keeps them verbatim) and
-// rejects operators the parser lets through but RFC 7644 does not define.
-func fixup(e Expression, depth int) error {
-	if depth > 64 {
-		return scimerr.BadRequest(scimerr.InvalidFilter, "the filter is nested too deeply")
-	}
-	switch x := e.(type) {
-	case *scimfilter.AttributeExpression:
-		if !compareOps[string(x.Operator)] {
-			return scimerr.BadRequest(scimerr.InvalidFilter, "unknown comparison operator %q", x.Operator)
-		}
-		if s, ok := x.CompareValue.(string); ok && strings.Contains(s, `\`) {
-			var dec string
-			if err := json.Unmarshal([]byte(`"`+s+`"`), &dec); err == nil {
-				x.CompareValue = dec
-			}
-		}
-	case *scimfilter.LogicalExpression:
-		if x.Left == nil || x.Right == nil {
-			return scimerr.BadRequest(scimerr.InvalidFilter, "incomplete logical expression")
-		}
-		if err := fixup(x.Left, depth+1); err != nil {
-			return err
-		}
-		return fixup(x.Right, depth+1)
-	case *scimfilter.NotExpression:
-		if x.Expression == nil {
-			return scimerr.BadRequest(scimerr.InvalidFilter, "incomplete not expression")
-		}
-		return fixup(x.Expression, depth+1)
-	case *scimfilter.ValuePath:
-		if x.ValueFilter == nil {
-			return scimerr.BadRequest(scimerr.InvalidFilter, "empty value filter")
-		}
-		return fixup(x.ValueFilter, depth+1)
-	default:
-		return scimerr.BadRequest(scimerr.InvalidFilter, "unsupported filter expression")
-	}
-	return nil
 }
 
 // Lookup finds an equality on an indexed attribute (userName, externalId or id, no
@@ -269,12 +214,17 @@ func matchAttr(x *scimfilter.AttributeExpression, doc map[string]any, top bool) 
 		if x.CompareValue == nil {
 			return len(values) > 0
 		}
+		if len(values) == 0 {
+			return true // an unassigned attribute equals no value
+		}
+		// As every operator on a multi-valued attribute (RFC 7644 section 3.4.2.2): a
+		// match when any value meets it.
 		for _, v := range values {
-			if compare(v, scimfilter.EQ, x.CompareValue, caseExact) {
-				return false
+			if compare(v, scimfilter.NE, x.CompareValue, caseExact) {
+				return true
 			}
 		}
-		return true
+		return false
 	}
 	if x.CompareValue == nil {
 		return x.Operator == scimfilter.EQ && len(values) == 0
@@ -422,6 +372,15 @@ func cmpFloat(a, b float64) int {
 }
 
 func compareStrings(a string, op scimfilter.CompareOperator, b string, caseExact bool) bool {
+	// dateTime values compare as instants: "06:02:43+01:00" is "05:02:43Z". (Before
+	// folding case, which would turn the "T" and "Z" into letters time.Parse refuses.)
+	if op != scimfilter.CO && op != scimfilter.SW && op != scimfilter.EW {
+		if ta, err := time.Parse(time.RFC3339Nano, a); err == nil {
+			if tb, err := time.Parse(time.RFC3339Nano, b); err == nil {
+				return compareOrdered(ta.Compare(tb), op)
+			}
+		}
+	}
 	if !caseExact {
 		a, b = strings.ToLower(a), strings.ToLower(b)
 	}
@@ -436,12 +395,6 @@ func compareStrings(a string, op scimfilter.CompareOperator, b string, caseExact
 		return strings.HasPrefix(a, b)
 	case scimfilter.EW:
 		return strings.HasSuffix(a, b)
-	}
-	// Ordering: dateTime values compare as times, everything else lexically.
-	if ta, err := time.Parse(time.RFC3339Nano, a); err == nil {
-		if tb, err := time.Parse(time.RFC3339Nano, b); err == nil {
-			return compareOrdered(ta.Compare(tb), op)
-		}
 	}
 	return compareOrdered(strings.Compare(a, b), op)
 }

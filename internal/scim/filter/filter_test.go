@@ -11,29 +11,58 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
 )
 
-func TestNormalize(t *testing.T) {
+// TestParse_identityProviderForms: what Okta and Entra send parses into the expression
+// its RFC 7644 spelling does.
+func TestParse_identityProviderForms(t *testing.T) {
 	g := NewWithT(t)
 	cases := map[string]string{
-		`userName eq "x"`:                                 `userName eq "x"`,
-		`externalId eq abc-123`:                           `externalId eq "abc-123"`,
-		`externalId eq 5b1c2d`:                            `externalId eq "5b1c2d"`,
-		`active eq True`:                                  `active eq true`,
-		`userName Eq "A" AND active eq FALSE`:             `userName eq "A" and active eq false`,
-		`emails[type eq "work"].value eq "x@y"`:           `emails[type eq "work" and value eq "x@y"]`,
-		`emails[type eq work].value eq x@y.com`:           `emails[type eq "work" and value eq "x@y.com"]`,
-		`emails[type eq "work"].value pr`:                 `emails[type eq "work" and value pr]`,
-		`emails[type eq "a" or type eq "b"].value eq "x"`: `emails[type eq "a" and value eq "x" or type eq "b" and value eq "x"]`,
-		`userName eq "a\"b"`:                              `userName eq "a\"b"`,
-		`x eq 12`:                                         `x eq "12"`, `externalId eq 12345678901234567890`: `externalId eq "12345678901234567890"`,
-		`title eq <script>`: `title eq "<script>"`,
+		`externalId eq abc-123`:                                   `externalId eq "abc-123"`,
+		`externalId eq 12345678901234567890`:                      `externalId eq "12345678901234567890"`,
+		`active eq True`:                                          `active eq true`,
+		`userName Eq "A" AND active eq FALSE`:                     `userName eq "A" and active eq false`,
+		`emails[type eq "work"].value eq "x@y"`:                   `emails[type eq "work" and value eq "x@y"]`,
+		`emails[type eq work].value eq x@y.com`:                   `emails[type eq "work" and value eq "x@y.com"]`,
+		`emails[type eq "work"].value pr`:                         `emails[type eq "work" and value pr]`,
+		`emails[type eq "a" or type eq "b"].value eq "x"`:         `emails[(type eq "a" or type eq "b") and value eq "x"]`,
+		`emails[type eq "work" and primary eq true].value eq "x"`: `emails[(type eq "work" and primary eq true) and value eq "x"]`,
+		`userName eq "a\"b"`:                                      `userName eq "a\"b"`,
+		`title eq <script>`:                                       `title eq "<script>"`,
 	}
-	for in, want := range cases {
-		g.Expect(Normalize(in)).To(Equal(want), in)
+	for in, rfc := range cases {
+		got, err := Parse(in)
+		g.Expect(err).NotTo(HaveOccurred(), in)
+		want, err := Parse(rfc)
+		g.Expect(err).NotTo(HaveOccurred(), rfc)
+		g.Expect(got).To(Equal(want), in)
+	}
+}
+
+// TestParse_valueFiltersAsRFC7644Allows: several logical operators, parentheses and
+// not() inside brackets (the third-party parser refused all of them with invalidFilter).
+func TestParse_valueFiltersAsRFC7644Allows(t *testing.T) {
+	g := NewWithT(t)
+	d := doc(t)
+	cases := map[string]bool{
+		`emails[type eq "work" and primary eq true and value co "@"]`:              true,
+		`emails[type eq "work" and primary eq false and value co "@"]`:             false,
+		`emails[(type eq "work" or type eq "home") and value co "@"]`:              true,
+		`emails[(type eq "other" or type eq "x") and value co "@"]`:                false,
+		`emails[not (type eq "work") and value ew "home.example"]`:                 true,
+		`emails[not(type eq "work" or type eq "home")]`:                            false,
+		`emails[type eq "work" and primary eq true].value eq "alice@work.example"`: true,
+		`emails[type eq "work" and primary eq true].value eq "alice@home.example"`: false,
+		`userName sw "alice" and (emails[type eq "home"] or title pr)`:             true,
+	}
+	for f, want := range cases {
+		e, err := Parse(f)
+		g.Expect(err).NotTo(HaveOccurred(), f)
+		g.Expect(Match(e, d)).To(Equal(want), f)
 	}
 }
 
 func TestParseErrors(t *testing.T) {
-	for _, in := range []string{"", "userName eq", "((", `userName zz "x"`, `emails[type eq "work"`, "userName eq \"x\" and", string(make([]byte, MaxLength+1))} {
+	for _, in := range []string{"", "userName eq", "((", `userName zz "x"`, `emails[type eq "work"`, "userName eq \"x\" and", string(make([]byte, MaxLength+1)),
+		`emails[type eq "work"]]`, `emails[x[y eq "1"]]`, `(userName eq "a"`, `emails[type eq "a"].value`, `not userName eq "a"`, `1abc eq "x"`, `userName eq "x" or`} {
 		_, err := Parse(in)
 		se := scimerr.As(err)
 		if se == nil || se.Status != http.StatusBadRequest || se.ScimType != scimerr.InvalidFilter {
@@ -88,6 +117,17 @@ func TestMatch(t *testing.T) {
 		`n eq 10.0`:                                                                      true,
 		`n lt 9`:                                                                         false,
 		`title eq null`:                                                                  true,
+		// ne on a multi-valued attribute: some value is not "alice@work.example".
+		`emails.value ne "alice@work.example"`:  true,
+		`emails[value ne "alice@work.example"]`: true,
+		`emails.type ne "work"`:                 true,
+		`title ne "x"`:                          true,
+		// Date comparisons compare instants, whatever the offset.
+		`meta.created eq "2024-01-02T04:04:05+01:00"`: true,
+		`meta.created ge "2024-01-02T04:04:05+01:00"`: true,
+		`meta.created gt "2024-01-02T04:04:05+01:00"`: false,
+		`meta.created le "2024-01-02T03:04:05.000Z"`:  true,
+		`meta.created ne "2024-01-02T04:04:05+01:00"`: false,
 	}
 	for f, want := range cases {
 		e, err := Parse(f)
@@ -139,7 +179,7 @@ func TestSimpleEq_buildsWhatTheParserBuilds(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`userName eq "x"`, `externalId eq abc`, `emails[type eq "work"].value eq "x"`, `emails[type eq work].value eq x`,
-		`active eq True`, `not (userName sw "a") and title pr`, `emails[type eq "a" or type eq "b"].value pr`,
+		`active eq True`, `not (userName sw "a") and title pr`, `emails[type eq "a" or type eq "b"].value pr`, `emails[(type eq "a" or not(primary eq true)) and value co "@"]`,
 		`meta.lastModified gt "2011-05-13T04:42:34Z"`, `x eq 1.5e3`, `userName eq "a\"b"`, `]].x eq`, `[[`, `"`,
 		`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x"`, `emails[value co "@"]`,
 		`USERNAME EQ "A"`, `userName eq ""`, `userName  eq "x"`, `a1 eq "ü"`,
@@ -149,7 +189,6 @@ func FuzzParse(f *testing.F) {
 	var d map[string]any
 	_ = json.Unmarshal([]byte(`{"userName":"a","emails":[{"value":"x","type":"work"}],"active":true,"name":{"givenName":"g"},"n":1}`), &d)
 	f.Fuzz(func(t *testing.T, s string) {
-		_ = Normalize(s)
 		if fast := simpleEq(s); fast != nil {
 			slow, err := parse(s)
 			if err != nil || !reflect.DeepEqual(fast, slow) {

@@ -383,6 +383,9 @@ func keyFor(m map[string]any, name string) string {
 // set performs add or replace: complex values merge, add appends to multi-valued
 // attributes, replace overwrites them.
 func (e *engine) set(kind string, t target, value any) error {
+	if err := e.checkID(t, value); err != nil {
+		return err
+	}
 	if value == nil {
 		// Setting null unassigns the attribute (RFC 7643 section 2.5).
 		return e.remove(t, nil, false)
@@ -513,7 +516,7 @@ func (e *engine) setFiltered(kind string, c map[string]any, key string, existing
 			el[k] = v
 		}
 		if t.sub != "" {
-			el[t.sub] = DeepCopy(value)
+			el[keyFor(el, t.sub)] = DeepCopy(value)
 		} else {
 			v, ok := value.(map[string]any)
 			if !ok {
@@ -523,6 +526,12 @@ func (e *engine) setFiltered(kind string, c map[string]any, key string, existing
 				el[keyFor(el, k)] = DeepCopy(x)
 			}
 		}
+		if v, _ := filter.GetCI(el, "value"); v == nil || v == "" {
+			// Only an element with a value can be created: setting
+			// emails[type eq "work"].primary on a user with no work e-mail has no target,
+			// and must not make the existing e-mail lose its primary flag.
+			return scimerr.BadRequest(scimerr.NoTarget, "no value of %q matches the filter, and the operation does not give the value of a new one", t.attr)
+		}
 		list = append(list, el)
 		touched[len(list)-1] = true
 	}
@@ -531,7 +540,23 @@ func (e *engine) setFiltered(kind string, c map[string]any, key string, existing
 	return nil
 }
 
+// checkID refuses to change or remove id, which the server assigns (RFC 7643 section
+// 3.1: readOnly). Setting it to its own value is a no-op: Okta's group PATCHes repeat it.
+func (e *engine) checkID(t target, value any) error {
+	if t.urn != "" || t.filter != nil || !strings.EqualFold(t.attr, "id") {
+		return nil
+	}
+	cur, _ := filter.GetCI(e.doc, "id")
+	if t.sub == "" && value != nil && reflect.DeepEqual(cur, value) {
+		return nil
+	}
+	return scimerr.BadRequest(scimerr.Mutability, "id is assigned by the server and cannot be changed (it is %v)", cur)
+}
+
 func (e *engine) remove(t target, value any, hasValue bool) error {
+	if err := e.checkID(t, nil); err != nil {
+		return err
+	}
 	c := e.container(t, false)
 	if c == nil {
 		return nil

@@ -212,3 +212,56 @@ func equalJSON(a, b any) bool {
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
 }
+
+// TestApply_primaryWithoutTarget: setting primary through a filter that matches no value
+// has no target (RFC 7644 section 3.5.2.3): 400 noTarget, and the existing primary
+// e-mail keeps its flag. It used to answer 200, create a value-less element that the
+// mapping dropped, and clear the primary of the work e-mail.
+func TestApply_primaryWithoutTarget(t *testing.T) {
+	g := NewWithT(t)
+	for _, ops := range []string{
+		`[{"op":"add","path":"emails[type eq \"other\"].primary","value":true}]`,
+		`[{"op":"replace","path":"emails[type eq \"other\"].primary","value":true}]`,
+		`[{"op":"add","path":"emails[type eq \"other\"]","value":{"primary":true}}]`,
+	} {
+		_, err := apply(t, ops)
+		se := scimerr.As(err)
+		g.Expect(se).NotTo(BeNil(), ops)
+		g.Expect(se.ScimType).To(Equal(scimerr.NoTarget), ops)
+	}
+	// A primary that really lands on a value moves the flag.
+	d, err := apply(t, `[{"op":"replace","path":"emails[type eq \"home\"].primary","value":true}]`)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(d["emails"]).To(Equal([]any{
+		map[string]any{"value": "a@work", "type": "work", "primary": false},
+		map[string]any{"value": "a@home", "type": "home", "primary": true},
+	}))
+	// Entra's add through a filter still creates the element when it gives the value.
+	d, err = apply(t, `[{"op":"Add","path":"emails[type eq \"other\"].value","value":"a@other"}]`)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(d["emails"]).To(HaveLen(3))
+	// A value filter with several operators and parentheses selects inside a path.
+	d, err = apply(t, `[{"op":"replace","path":"emails[(type eq \"work\" or type eq \"x\") and primary eq true].value","value":"b@work"}]`)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(d["emails"].([]any)[0]).To(HaveKeyWithValue("value", "b@work"))
+}
+
+// TestApply_idIsReadOnly: replacing or removing id is 400 mutability; repeating its own
+// value (Okta's group PATCHes do) is fine.
+func TestApply_idIsReadOnly(t *testing.T) {
+	g := NewWithT(t)
+	for _, ops := range []string{
+		`[{"op":"replace","path":"id","value":"other"}]`,
+		`[{"op":"replace","value":{"id":"other"}}]`,
+		`[{"op":"remove","path":"id"}]`,
+		`[{"op":"add","path":"id","value":"other"}]`,
+	} {
+		_, err := apply(t, ops)
+		se := scimerr.As(err)
+		g.Expect(se).NotTo(BeNil(), ops)
+		g.Expect(se.Status).To(Equal(http.StatusBadRequest), ops)
+		g.Expect(se.ScimType).To(Equal(scimerr.Mutability), ops)
+	}
+	_, err := apply(t, `[{"op":"replace","value":{"id":"u-1","displayName":"x"}}]`)
+	g.Expect(err).NotTo(HaveOccurred())
+}

@@ -1,94 +1,10 @@
 package resource
 
 import (
-	"maps"
-	"reflect"
-	"slices"
 	"strings"
 
 	"github.com/stackscim/stack-scim-operator/internal/scim/filter"
 )
-
-// ReconcileRole makes the role sources of a patched document agree. The server returns
-// the role twice (core userType and the vendor extension's stackUserType); a PATCH that
-// changes one of them (Entra patches userType, Okta the extension) must win over the
-// unchanged copy. The changed source with the highest precedence sets (or, when removed,
-// removes) every role source of after.
-func ReconcileRole(before, after map[string]any) {
-	b, a := roleSources(before), roleSources(after)
-	var winner *roleSource
-	for i := range a {
-		if !reflect.DeepEqual(find(b, a[i].key), a[i].value) {
-			winner = &a[i]
-			break
-		}
-	}
-	if winner == nil {
-		// A removed source counts as a change to "absent".
-		for _, s := range b {
-			if find(a, s.key) == nil && s.value != nil {
-				winner = &roleSource{key: s.key}
-				break
-			}
-		}
-	}
-	if winner == nil {
-		return
-	}
-	for _, s := range a {
-		if s.key == winner.key {
-			continue
-		}
-		if winner.value == nil {
-			delete(s.container, s.attrKey)
-			if s.ext != "" && len(s.container) == 0 {
-				delete(after, s.ext)
-			}
-			continue
-		}
-		s.container[s.attrKey] = winner.value
-	}
-}
-
-type roleSource struct {
-	key       string // identity across documents, e.g. "userType" or "urn:...:stackUserType"
-	value     any
-	container map[string]any
-	attrKey   string
-	ext       string
-}
-
-func find(l []roleSource, key string) any {
-	for _, s := range l {
-		if s.key == key {
-			return s.value
-		}
-	}
-	return nil
-}
-
-// roleSources lists the role attributes of a document, most authoritative first.
-func roleSources(doc map[string]any) []roleSource {
-	var out []roleSource
-	for _, k := range slices.Sorted(maps.Keys(doc)) {
-		if m, ok := doc[k].(map[string]any); ok && strings.HasPrefix(strings.ToLower(k), "urn:") {
-			if ak, ok := filter.KeyCI(m, RoleAttribute); ok {
-				s := roleSource{key: strings.ToLower(k) + ":" + RoleAttribute, value: m[ak], container: m, attrKey: ak, ext: k}
-				if strings.EqualFold(k, SchemaStack) {
-					out = append([]roleSource{s}, out...)
-				} else {
-					out = append(out, s)
-				}
-			}
-		}
-	}
-	for _, name := range []string{RoleAttribute, "userType"} {
-		if ak, ok := filter.KeyCI(doc, name); ok {
-			out = append(out, roleSource{key: strings.ToLower(name), value: doc[ak], container: doc, attrKey: ak})
-		}
-	}
-	return out
-}
 
 // attrRef is a parsed `attributes` / `excludedAttributes` entry.
 type attrRef struct {

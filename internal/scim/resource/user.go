@@ -1,8 +1,9 @@
 // Package resource maps StackUsers to SCIM User resources (RFC 7643) and back, and
 // describes the server's schemas for discovery.
 //
-// The role travels as `stackUserType` under the vendor extension SchemaStack (and as core
-// `userType`); attributes the StackUser has no field for are kept verbatim in
+// The role is answered in the attribute form the IdP last sent it in (spec.roleAttribute:
+// core `userType`, top-level `stackUserType`, or `stackUserType` under an extension, by
+// default the vendor extension SchemaStack); attributes the StackUser has no field for are kept verbatim in
 // spec.additionalAttributes so that Okta's GET-then-PUT round trip changes nothing.
 package resource
 
@@ -13,7 +14,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -99,8 +99,7 @@ func ToSCIM(u *scimv1.StackUser, location string) map[string]any {
 		doc[SchemaEnterprise] = ent
 	}
 	if s.Role != nil {
-		doc["userType"] = string(*s.Role)
-		doc[SchemaStack] = map[string]any{RoleAttribute: string(*s.Role)}
+		putRole(doc, s.RoleAttribute, string(*s.Role))
 	}
 	// Attributes without a field come back as they were stored.
 	for k, v := range additional(s.AdditionalAttributes) {
@@ -204,6 +203,9 @@ type Options struct {
 	// (ScimSettings spec.roleAttributeSchemas). Empty: any extension and the top level.
 	// SchemaStack and core userType always count.
 	RoleSchemas []string
+	// RoleForm is the form the role was last sent in; when a document carries the role
+	// in several forms that agree, this one is kept.
+	RoleForm scimv1.RoleAttributeForm
 }
 
 func (o Options) roleSchemaAllowed(urn string) bool {
@@ -242,14 +244,48 @@ var stringAttributes = map[string]stringAttribute{
 	"timezone":          {"timezone", func(s *scimv1.StackUserSpec) *string { return &s.Timezone }},
 }
 
+// CheckSchemas rejects a POST or PUT body whose schemas do not list the core User schema
+// (RFC 7643 section 3: schemas is required), and extension objects that are not objects.
+func CheckSchemas(doc map[string]any) error {
+	raw, _ := filter.GetCI(doc, "schemas")
+	list, ok := raw.([]any)
+	if !ok {
+		return scimerr.BadRequest(scimerr.InvalidSyntax, "the body needs \"schemas\": a list that names %s", SchemaUser)
+	}
+	var listed []string
+	for _, v := range list {
+		str, ok := v.(string)
+		if !ok {
+			return scimerr.BadRequest(scimerr.InvalidSyntax, "\"schemas\" must be a list of schema URNs")
+		}
+		listed = append(listed, str)
+	}
+	if !slices.ContainsFunc(listed, func(x string) bool { return strings.EqualFold(x, SchemaUser) }) {
+		return scimerr.BadRequest(scimerr.InvalidSyntax, "\"schemas\" must name %s", SchemaUser)
+	}
+	for k, v := range doc {
+		if _, isMap := v.(map[string]any); isMap || v == nil {
+			continue
+		}
+		known := slices.ContainsFunc(append(listed, KnownSchemas...), func(x string) bool { return strings.EqualFold(x, k) })
+		if known {
+			return scimerr.BadRequest(scimerr.InvalidValue, "the extension %q must be an object of attributes", truncate(k, 200))
+		}
+	}
+	return nil
+}
+
 // FromSCIM reads a SCIM User document into a StackUserSpec (settingsRef is left empty).
-// Attribute names match case-insensitively; booleans may be strings ("True"); anything
-// unknown is kept in additionalAttributes. Errors are 400 SCIM errors.
+// Attribute names match case-insensitively; anything unknown is kept in
+// additionalAttributes. Values must have their schema's type (RFC 7643): a string is a
+// JSON string without control characters, a multi-valued attribute a list of objects.
+// The one leniency is Entra ID's string booleans ("True"). Errors are 400 SCIM errors.
 func FromSCIM(doc map[string]any, opts Options) (scimv1.StackUserSpec, error) {
 	var spec scimv1.StackUserSpec
 	doc = nestURNKeys(doc)
 	extra := map[string]any{}
-	var roleCandidates []roleCandidate
+	var jobTitle, topDepartment string
+	var hasEntDepartment bool
 	var err error
 	str := func(name string, v any) string {
 		if err != nil {
@@ -271,13 +307,17 @@ func FromSCIM(doc map[string]any, opts Options) (scimv1.StackUserSpec, error) {
 		}
 		switch lk {
 		case "usertype":
-			roleCandidates = append(roleCandidates, roleCandidate{rank: 3, source: "userType", value: v})
+			// A role source: read by pickRole.
 		case "stackusertype":
-			if len(opts.RoleSchemas) == 0 {
-				roleCandidates = append(roleCandidates, roleCandidate{rank: 2, source: RoleAttribute, value: v})
-			} else {
+			if len(opts.RoleSchemas) > 0 {
 				extra[k] = v
 			}
+		case "jobtitle":
+			// The vendor's Okta guide names the title attribute jobTitle.
+			jobTitle = str("jobTitle", v)
+		case "department":
+			// Some Okta set-ups send the enterprise department at the top level.
+			topDepartment = str("department", v)
 		case "active":
 			if err == nil {
 				var b *bool
@@ -306,14 +346,12 @@ func FromSCIM(doc map[string]any, opts Options) (scimv1.StackUserSpec, error) {
 			for _, sk := range slices.Sorted(maps.Keys(m)) {
 				sv := m[sk]
 				if strings.EqualFold(sk, RoleAttribute) && opts.roleSchemaAllowed(k) {
-					rank := 1
-					if strings.EqualFold(k, SchemaStack) {
-						rank = 0
-					}
-					roleCandidates = append(roleCandidates, roleCandidate{rank: rank, source: k + ":" + RoleAttribute, value: sv})
-					continue
+					continue // a role source
 				}
 				if strings.EqualFold(k, SchemaEnterprise) && err == nil {
+					if strings.EqualFold(sk, "department") {
+						hasEntDepartment = true
+					}
 					if handled, e := enterpriseFrom(&spec, sk, sv); handled || e != nil {
 						err = e
 						continue
@@ -329,14 +367,22 @@ func FromSCIM(doc map[string]any, opts Options) (scimv1.StackUserSpec, error) {
 			return spec, err
 		}
 	}
+	if spec.Title == "" {
+		spec.Title = jobTitle
+	}
+	if !hasEntDepartment || spec.Department == "" {
+		if topDepartment != "" {
+			spec.Department = topDepartment
+		}
+	}
 	if strings.TrimSpace(spec.UserName) == "" {
 		return spec, scimerr.BadRequest(scimerr.InvalidValue, "userName is required")
 	}
-	role, err := pickRole(roleCandidates)
+	role, form, err := pickRole(opts.roleSources(doc), opts.RoleForm)
 	if err != nil {
 		return spec, err
 	}
-	spec.Role = role
+	spec.Role, spec.RoleAttribute = role, form
 	if spec.Active == nil {
 		t := true
 		spec.Active = &t
@@ -407,33 +453,61 @@ func nestURNKeys(doc map[string]any) map[string]any {
 	return out
 }
 
-type roleCandidate struct {
-	rank   int // lower wins: vendor extension, other extensions, top level, userType
-	source string
-	value  any
+// pickRole decides the role from its sources (in precedence order) and the form it
+// came in. No source: the role is not managed (nil). Sources that are all null or empty:
+// the IdP cleared the role explicitly, which makes the user Registered. Otherwise the
+// source in the preferred form wins if it has a value, else the first with a value.
+func pickRole(sources []source, prefer scimv1.RoleAttributeForm) (*scimv1.Role, scimv1.RoleAttributeForm, error) {
+	if len(sources) == 0 {
+		return nil, "", nil
+	}
+	var valued []source
+	for _, c := range sources {
+		switch x := c.value.(type) {
+		case nil:
+		case string:
+			if strings.TrimSpace(x) != "" {
+				valued = append(valued, c)
+			}
+		default:
+			return nil, "", scimerr.BadRequest(scimerr.InvalidValue, "%s must be a string: one of Registered, Moderator or Admin", describe(c))
+		}
+	}
+	chosen := sources[0]
+	if len(valued) > 0 {
+		chosen = valued[0]
+	}
+	for _, c := range sources {
+		if strings.EqualFold(string(c.form), string(prefer)) && (len(valued) == 0 || slices.ContainsFunc(valued, func(v source) bool { return v.key == c.key })) {
+			chosen = c
+		}
+	}
+	for _, c := range valued {
+		if _, err := ParseRole(strings.TrimSpace(c.value.(string))); err != nil {
+			return nil, "", scimerr.BadRequest(scimerr.InvalidValue, "%s %q is not a Stack Internal role: use Registered, Moderator or Admin", describe(c), truncate(c.value.(string), 64))
+		}
+	}
+	if len(valued) == 0 {
+		r := scimv1.RoleRegistered
+		return &r, chosen.form, nil
+	}
+	r, _ := ParseRole(strings.TrimSpace(chosen.value.(string)))
+	return &r, chosen.form, nil
 }
 
-func pickRole(cands []roleCandidate) (*scimv1.Role, error) {
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].rank < cands[j].rank })
-	for _, c := range cands {
-		if c.value == nil {
-			continue
-		}
-		s, ok := c.value.(string)
-		if !ok {
-			return nil, scimerr.BadRequest(scimerr.InvalidValue, "%s must be a string: one of Registered, Moderator or Admin", c.source)
-		}
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		r, err := ParseRole(s)
-		if err != nil {
-			return nil, scimerr.BadRequest(scimerr.InvalidValue, "%s %q is not a Stack Internal role: use Registered, Moderator or Admin", c.source, s)
-		}
-		return &r, nil
+// describe names a role source for error details.
+func describe(s source) string {
+	if s.ext != "" {
+		return s.ext + ":" + RoleAttribute
 	}
-	return nil, nil
+	return string(s.form)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 // ParseRole matches a role name case-insensitively.
@@ -507,23 +581,39 @@ func enterpriseFrom(spec *scimv1.StackUserSpec, k string, v any) (bool, error) {
 	return true, err
 }
 
+// asString reads a string attribute: a JSON string (or null, for unset). Numbers and
+// booleans are refused, not coerced (RFC 7643 section 2.3.1), and so are control
+// characters: a NUL or an escape sequence in a userName would reach the site and its
+// SAML sign-in.
 func asString(name string, v any) (string, error) {
 	switch x := v.(type) {
 	case nil:
 		return "", nil
 	case string:
+		if i := strings.IndexFunc(x, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+			return "", scimerr.BadRequest(scimerr.InvalidValue, "%s must not contain control characters (found U+%04X)", name, x[i])
+		}
 		return x, nil
-	case json.Number:
-		return x.String(), nil
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), nil
-	case bool:
-		return strconv.FormatBool(x), nil
 	}
-	return "", scimerr.BadRequest(scimerr.InvalidValue, "%s must be a string", name)
+	return "", scimerr.BadRequest(scimerr.InvalidValue, "%s must be a string, not %s", name, jsonType(v))
 }
 
-// asBool accepts JSON booleans and Entra's string booleans ("True", "false").
+func jsonType(v any) string {
+	switch v.(type) {
+	case json.Number, float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return "this value"
+}
+
+// asBool accepts JSON booleans and, as a deliberate leniency, Entra ID's string booleans
+// ("True", "false"): Entra sends them unless the tenant has the aadOptscim062020 flag.
 func asBool(name string, v any) (*bool, error) {
 	switch x := v.(type) {
 	case nil:
@@ -580,18 +670,14 @@ func multiFrom(name string, v any) ([]scimv1.MultiValuedAttribute, error) {
 		return nil, nil
 	case []any:
 		list = x
-	case map[string]any:
-		list = []any{x}
 	default:
-		return nil, scimerr.BadRequest(scimerr.InvalidValue, "%s must be a list of objects with value, type and primary", name)
+		return nil, scimerr.BadRequest(scimerr.InvalidValue, "%s must be a list of objects with value, type and primary, not %s", name, jsonType(v))
 	}
 	var out []scimv1.MultiValuedAttribute
 	seenPrimary := false
 	for _, el := range list {
 		var a scimv1.MultiValuedAttribute
 		switch x := el.(type) {
-		case string:
-			a.Value = x
 		case map[string]any:
 			var err error
 			get := func(k string) any { v, _ := filter.GetCI(x, k); return v }
@@ -620,7 +706,7 @@ func multiFrom(name string, v any) ([]scimv1.MultiValuedAttribute, error) {
 		}
 		if a.Primary {
 			if seenPrimary {
-				a.Primary = false // at most one primary; the first wins
+				return nil, scimerr.BadRequest(scimerr.InvalidValue, "at most one of %s may be primary (RFC 7643 section 2.4)", name)
 			}
 			seenPrimary = true
 		}

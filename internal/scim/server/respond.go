@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
 )
@@ -119,6 +120,14 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (map[string]a
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "the request body is empty; a JSON object is required")
 	}
+	// encoding/json silently replaces invalid UTF-8, and lone surrogate escapes such as
+	// "\ud800", with U+FFFD: the value stored would not be the one sent.
+	if !utf8.Valid(data) {
+		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "the request body is not valid UTF-8")
+	}
+	if loneSurrogate(data) {
+		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "the request body has a \\u escape of a lone UTF-16 surrogate, which is not a character")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -133,6 +142,41 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (map[string]a
 		return nil, scimerr.BadRequest(scimerr.InvalidSyntax, "the request body must be a JSON object")
 	}
 	return m, nil
+}
+
+// loneSurrogate reports whether a JSON text escapes a UTF-16 surrogate (\uD800-\uDFFF)
+// that is not part of a high-low pair.
+func loneSurrogate(data []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(data) || data[i] != '\\' || data[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(data[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // skip the escaped character: an escaped backslash before "u" is no escape
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			lo, ok := hex4(i + 6)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 func tooLarge(limit int64) error {

@@ -173,8 +173,14 @@ func checkIfMatch(q *request, u *scimv1.StackUser) error {
 	return scimerr.New(http.StatusPreconditionFailed, "", "the user has changed since version %s was read (now %s); read it again", truncate(h, 64), resource.Version(u))
 }
 
-func (s *Server) userOptions(q *request) resource.Options {
-	return resource.Options{RoleSchemas: q.settings.Spec.RoleAttributeSchemas}
+// userOptions are the mapping options of the tenant; cur, when set, is the user a PUT or
+// PATCH changes.
+func (s *Server) userOptions(q *request, cur *scimv1.StackUser) resource.Options {
+	o := resource.Options{RoleSchemas: q.settings.Spec.RoleAttributeSchemas}
+	if cur != nil {
+		o.RoleForm = cur.Spec.RoleAttribute
+	}
+	return o
 }
 
 // userByName returns a live (not deleting) user of the tenant with the userName,
@@ -257,7 +263,10 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 	if err != nil {
 		return err
 	}
-	spec, err := resource.FromSCIM(body, s.userOptions(q))
+	if err := resource.CheckSchemas(body); err != nil {
+		return err
+	}
+	spec, err := resource.FromSCIM(body, s.userOptions(q, nil))
 	if err != nil {
 		return err
 	}
@@ -311,13 +320,17 @@ func (s *Server) replaceUser(q *request) {
 	defer cancel()
 	body, err := readBody(q.w, q.r, s.opts.MaxBodyBytes)
 	if err == nil {
-		var spec scimv1.StackUserSpec
-		spec, err = resource.FromSCIM(body, s.userOptions(q))
-		if err == nil {
-			err = s.update(ctx, q, "Replace", func(*scimv1.StackUser) (scimv1.StackUserSpec, error) {
-				return *spec.DeepCopy(), nil
-			})
-		}
+		err = resource.CheckSchemas(body)
+	}
+	if err == nil {
+		err = s.update(ctx, q, "Replace", func(cur *scimv1.StackUser) (scimv1.StackUserSpec, error) {
+			// Okta PUTs back what it read, with its mapped values added: where one value
+			// arrives in two forms, the one that differs from the stored user is the change.
+			doc, _ := patch.DeepCopy(body).(map[string]any)
+			opts := s.userOptions(q, cur)
+			opts.Reconcile(resource.ToSCIM(cur, ""), doc, false)
+			return resource.FromSCIM(doc, opts)
+		})
 	}
 	if err != nil {
 		writeError(q.w, q.r, toSCIMError(err))
@@ -339,8 +352,9 @@ func (s *Server) patchUser(q *request) {
 				if err != nil {
 					return scimv1.StackUserSpec{}, err
 				}
-				resource.ReconcileRole(before, after)
-				return resource.FromSCIM(after, s.userOptions(q))
+				opts := s.userOptions(q, cur)
+				opts.Reconcile(before, after, true)
+				return resource.FromSCIM(after, opts)
 			})
 		}
 	}
