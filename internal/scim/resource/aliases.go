@@ -165,8 +165,23 @@ func putRole(doc map[string]any, form scimv1.RoleAttributeForm, role string) {
 	case form == scimv1.RoleFormUserType || form == scimv1.RoleFormTopLevel:
 		doc[string(form)] = role
 	case strings.HasPrefix(strings.ToLower(string(form)), "urn:"):
-		doc[string(form)] = map[string]any{RoleAttribute: role}
+		putExt(doc, string(form), role)
 	default:
-		doc[SchemaStack] = map[string]any{RoleAttribute: role}
+		putExt(doc, SchemaStack, role)
 	}
+}
+
+// putExt sets stackUserType in an extension object, next to its other attributes (the
+// enterprise extension's department, say).
+func putExt(doc map[string]any, urn, role string) {
+	k := urn
+	if found, ok := filter.KeyCI(doc, urn); ok {
+		k = found
+	}
+	m, ok := doc[k].(map[string]any)
+	if !ok {
+		m = map[string]any{}
+		doc[k] = m
+	}
+	m[RoleAttribute] = role
 }
