@@ -131,6 +131,15 @@ var (
 			seen: func(o *scimv1.ObservedSiteUser) string { return o.Department }, value: str,
 		},
 		{
+			// A userName change at the IdP renames the site account (its SAML user
+			// identifier): the same account, patched. Case-only changes are not sent: the
+			// site compares user names without case.
+			name: "userName", path: site.PathUserName, fold: true,
+			want: optional(func(u *scimv1.StackUser) string { return u.Spec.UserName }),
+			have: func(s *site.User) string { return s.UserName },
+			seen: func(o *scimv1.ObservedSiteUser) string { return o.UserName }, value: str,
+		},
+		{
 			name: "externalId", path: site.PathExternalID,
 			want: optional(func(u *scimv1.StackUser) string { return u.Spec.ExternalID }),
 			have: func(s *site.User) string { return s.ExternalID },

@@ -15,6 +15,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/controllers"
+	"github.com/stackscim/stack-scim-operator/internal/audit"
 	"github.com/stackscim/stack-scim-operator/internal/sitesim"
 )
 
@@ -151,7 +152,106 @@ func TestResync_siteUserRemovedByHandIsRecreated(t *testing.T) {
 	})
 	g.Expect(h.sim.Users()).To(HaveLen(1))
 	g.Expect(entries(u, controllers.ActionLink, scimv1.ResultFailed)).To(HaveLen(1))
-	g.Expect(entries(u, controllers.ActionCreate, scimv1.ResultApplied)).To(HaveLen(2))
+	created := entries(u, controllers.ActionCreate, scimv1.ResultApplied)
+	g.Expect(created).To(HaveLen(2))
+	// The recreation is drift correction, not the IdP's last write (newest first).
+	g.Expect(created[0].Actor.Kind).To(Equal(scimv1.ActorDriftCorrection))
+	g.Expect(created[1].Actor.Kind).To(Equal(scimv1.ActorIdentityProvider))
+}
+
+// TestResync_siteUserRemovedByHandUnderReportIsNotRecreated: under driftPolicy Report a
+// site account deleted by hand is reported (Drifted, one audit entry), never recreated.
+// It used to be recreated, attributed to the IdP's last write.
+func TestResync_siteUserRemovedByHandUnderReportIsNotRecreated(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	h := newUserHarness(t, harnessOptions{sim: sitesim.Config{CreateUsers: true}, settings: fastResync(scimv1.DriftReport)})
+	h.createUser("ada", nil)
+	u := h.eventuallySynced("ada")
+	oldID := u.Status.SiteID
+	h.sim.Reset()
+
+	h.eventually("ada", func(g Gomega, u *scimv1.StackUser) {
+		g.Expect(u).To(haveCondition(scimv1.ConditionDrifted, metav1.ConditionTrue, controllers.ReasonDriftReported))
+		g.Expect(u).To(haveCondition(scimv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonDriftReported))
+	})
+	first := h.settings().Status.LastResyncTime.Time
+	g.Eventually(func() time.Time { return h.settings().Status.LastResyncTime.Time }).
+		WithTimeout(15 * time.Second).Should(BeTemporally(">=", first.Add(2*time.Second)))
+	g.Expect(h.sim.Users()).To(BeEmpty(), "Report does not create")
+	u = h.user(g, "ada")
+	g.Expect(u.Status.SiteID).To(Equal(oldID))
+	reported := entries(u, controllers.ActionDrift, scimv1.ResultReported)
+	g.Expect(reported).To(HaveLen(1))
+	g.Expect(reported[0].Changes).To(Equal([]scimv1.FieldChange{{Field: "siteId", Old: oldID}}))
+	g.Expect(entries(u, controllers.ActionCreate, scimv1.ResultApplied)).To(HaveLen(1))
+}
+
+// TestResync_failingUserDoesNotBypassReport: a user whose reconcile keeps failing (the
+// site ignores its role write) has an old observedGeneration; a hand edit on the site
+// must still be reported, not enforced, and a deleted account not recreated.
+func TestResync_failingUserDoesNotBypassReport(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	h := newUserHarness(t, harnessOptions{sim: sitesim.Config{CreateUsers: true}, settings: fastResync(scimv1.DriftReport)})
+	h.createUser("bo", func(s *scimv1.StackUserSpec) { s.Title = "Engineer" })
+	h.eventuallySynced("bo")
+	h.updateUser("bo", audit.SCIMFieldManager, func(u *scimv1.StackUser) { u.Spec.Role = role(scimv1.RoleModerator) })
+	u := h.eventually("bo", func(g Gomega, u *scimv1.StackUser) {
+		g.Expect(u).To(haveCondition(scimv1.ConditionSynced, metav1.ConditionFalse, controllers.ReasonRoleWriteIgnored))
+	})
+	g.Expect(u.Status.ObservedGeneration).NotTo(Equal(u.Generation))
+
+	g.Expect(h.sim.Edit(u.Status.SiteID, func(su *sitesim.User) { su.Title = "By hand" })).To(Succeed())
+	h.eventually("bo", func(g Gomega, u *scimv1.StackUser) {
+		g.Expect(u).To(haveCondition(scimv1.ConditionDrifted, metav1.ConditionTrue, controllers.ReasonDriftReported))
+	})
+	g.Consistently(func(g Gomega) string { return h.siteUser(g, h.user(g, "bo")).Title }).
+		WithTimeout(3 * time.Second).WithPolling(200 * time.Millisecond).Should(Equal("By hand"))
+
+	h.sim.Reset()
+	h.eventually("bo", func(g Gomega, u *scimv1.StackUser) {
+		c := meta.FindStatusCondition(u.Status.Conditions, scimv1.ConditionDrifted)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Message).To(ContainSubstring("deleted by hand"))
+	})
+	g.Consistently(func() []sitesim.User { return h.sim.Users() }).
+		WithTimeout(3 * time.Second).WithPolling(200 * time.Millisecond).Should(BeEmpty())
+}
+
+// TestResync_renamedUserIsRenamedOnTheSiteAndDriftIsPutBack: a userName change renames
+// the same site account (no second account), audited; a rename by hand on the site is
+// drift and is put back under Enforce.
+func TestResync_renamedUserIsRenamedOnTheSiteAndDriftIsPutBack(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	h := newUserHarness(t, harnessOptions{sim: sitesim.Config{CreateUsers: true}, settings: fastResync(scimv1.DriftEnforce)})
+	h.createUser("cy", nil)
+	u := h.eventuallySynced("cy")
+	id := u.Status.SiteID
+	h.updateUser("cy", audit.SCIMFieldManager, func(u *scimv1.StackUser) { u.Spec.UserName = "cy.new@example.com" })
+	u = h.eventually("cy", func(g Gomega, u *scimv1.StackUser) {
+		g.Expect(u.Status.ObservedGeneration).To(Equal(u.Generation))
+		g.Expect(h.siteUser(g, u).UserName).To(Equal("cy.new@example.com"))
+	})
+	g.Expect(u.Status.SiteID).To(Equal(id), "the same account")
+	g.Expect(h.sim.Users()).To(HaveLen(1))
+	upd := entries(u, controllers.ActionUpdate, scimv1.ResultApplied)
+	g.Expect(upd).NotTo(BeEmpty())
+	g.Expect(upd[0].Changes).To(ContainElement(scimv1.FieldChange{Field: "userName", Old: "cy@example.com", New: "cy.new@example.com"}))
+
+	g.Expect(h.sim.Edit(id, func(su *sitesim.User) { su.UserName = "hand@example.com" })).To(Succeed())
+	u = h.eventually("cy", func(g Gomega, u *scimv1.StackUser) {
+		g.Expect(h.siteUser(g, u).UserName).To(Equal("cy.new@example.com"))
+		g.Expect(u).To(haveCondition(scimv1.ConditionDrifted, metav1.ConditionFalse, controllers.ReasonDriftCorrected))
+	})
+	var fixed []scimv1.FieldChange
+	for _, e := range u.Status.History {
+		if e.Actor.Kind == scimv1.ActorDriftCorrection {
+			fixed = append(fixed, e.Changes...)
+		}
+	}
+	g.Expect(fixed).To(ContainElement(scimv1.FieldChange{Field: "userName", Old: "hand@example.com", New: "cy.new@example.com"}))
 }
 
 // benchUsers is how many users TestResync_convergedUsersCostOnlyTheListPages provisions.

@@ -27,6 +27,8 @@ func (r *StackUserReconciler) linkSiteUser(ctx context.Context, s *scope) error 
 			s.user.Status.SiteID = id
 		}
 	}
+	// lost is the id of a linked site account that is gone: deleted by hand on the site.
+	var lost string
 	if id := s.user.Status.SiteID; id != "" {
 		su, err := sc.Get(ctx, id)
 		if err == nil {
@@ -37,17 +39,25 @@ func (r *StackUserReconciler) linkSiteUser(ctx context.Context, s *scope) error 
 			r.siteFailure(ctx, s, "reading the site user", err)
 			return nil
 		}
-		// Removed on the site: look it up afresh (it may have been recreated) or create it.
-		s.entries = append(s.entries, entry(operatorActor, ActionLink, scimv1.ResultFailed,
-			fmt.Sprintf("site user %s no longer exists; looking it up again", id), change("siteId", id, "")))
-		s.user.Status.SiteID = ""
-		s.user.Status.Site = nil
+		// Removed on the site: look it up afresh (it may have been recreated), then the
+		// drift policy decides whether to create it again.
+		lost = id
 	}
 
 	su, how, err := r.lookup(ctx, s)
 	if err != nil {
 		r.siteFailure(ctx, s, "looking up the site user", err)
 		return nil
+	}
+	if su == nil && lost != "" && s.tenant.settings.EffectiveDriftPolicy() == scimv1.DriftReport {
+		r.reportDeleted(s, lost)
+		return nil
+	}
+	if lost != "" {
+		s.entries = append(s.entries, entry(operatorActor, ActionLink, scimv1.ResultFailed,
+			fmt.Sprintf("site user %s no longer exists; looking it up again", lost), change("siteId", lost, "")))
+		s.user.Status.SiteID = ""
+		s.user.Status.Site = nil
 	}
 	if su != nil {
 		if owner, err := r.siteIDOwner(ctx, s, su.ID); err != nil {
@@ -79,7 +89,10 @@ func (r *StackUserReconciler) linkSiteUser(ctx context.Context, s *scope) error 
 		r.waitForSignIn(s, "the site does not create users over SCIM")
 		return nil
 	}
-	actor := specActor(s.user)
+	actor, why := specActor(s.user), "created site user "
+	if lost != "" {
+		actor, why = driftActor, fmt.Sprintf("recreated the site user deleted by hand (was %s, driftPolicy Enforce): ", lost)
+	}
 	if err != nil {
 		r.siteFailure(ctx, s, "creating the site user", err)
 		if s.orig.Status.SiteID == "" && !sameCondition(s.orig, s.synced) {
@@ -90,8 +103,28 @@ func (r *StackUserReconciler) linkSiteUser(ctx context.Context, s *scope) error 
 	s.siteUser = created
 	s.user.Status.SiteID = created.ID
 	s.entries = append(s.entries, entry(actor, ActionCreate, scimv1.ResultApplied,
-		"created site user "+created.ID, createChanges(want, created)...))
+		why+created.ID, createChanges(want, created)...))
+	if lost != "" {
+		s.drifted = &metav1.Condition{Type: scimv1.ConditionDrifted, Status: metav1.ConditionFalse, Reason: ReasonDriftCorrected,
+			Message: fmt.Sprintf("site user %s was deleted by hand and has been recreated as %s (driftPolicy Enforce)", lost, created.ID)}
+	}
 	return nil
+}
+
+// reportDeleted records, under driftPolicy Report, that the linked site account was
+// deleted by hand: Drifted and an audit entry, once; nothing is created. status.siteId
+// keeps the lost id, so the next reconcile reports rather than creates.
+func (r *StackUserReconciler) reportDeleted(s *scope, lost string) {
+	msg := fmt.Sprintf("site user %s was deleted by hand on the site; not recreated (driftPolicy Report)", lost)
+	s.drifted = &metav1.Condition{Type: scimv1.ConditionDrifted, Status: metav1.ConditionTrue, Reason: ReasonDriftReported, Message: msg}
+	if !sameCondition(s.orig, s.drifted) {
+		s.entries = append(s.entries, entry(scimv1.Actor{Kind: scimv1.ActorOperator, Name: "drift-detection"}, ActionDrift,
+			scimv1.ResultReported, msg, change("siteId", lost, "")))
+	}
+	s.synced = &metav1.Condition{Type: scimv1.ConditionSynced, Status: metav1.ConditionFalse, Reason: ReasonDriftReported, Message: msg}
+	s.failed, s.done = true, true
+	// Not a hot loop: the resync re-queues the user if an account appears.
+	s.requeueAfter = r.SignInWait
 }
 
 // lookup finds a site user by externalId, then userName.
@@ -137,12 +170,12 @@ func (r *StackUserReconciler) waitForSignIn(s *scope, why string) {
 // (a retry, a change unblocked by a promotion switch).
 func classify(s *scope, f *fieldSpec, want, have string) (actor scimv1.Actor, drift bool) {
 	u := s.orig
-	if u.Generation != u.Status.ObservedGeneration {
-		return specActor(u), false
-	}
 	if f == fieldRole && meta.IsStatusConditionTrue(u.Status.Conditions, scimv1.ConditionRoleChangeBlocked) {
 		return operatorActor, false
 	}
+	// Checked before the generation: a user whose last reconcile failed keeps an old
+	// observedGeneration, and a hand edit of a field the spec did not change is drift
+	// all the same (it used to be enforced under Report).
 	if o := u.Status.Site; o != nil {
 		seen := f.seen(o)
 		// It was in line when last observed and is not now: changed by hand.
@@ -153,6 +186,9 @@ func classify(s *scope, f *fieldSpec, want, have string) (actor scimv1.Actor, dr
 		if f.equal(seen, have) && driftListed(u, f.name) {
 			return driftActor, true
 		}
+	}
+	if u.Generation != u.Status.ObservedGeneration {
+		return specActor(u), false
 	}
 	return operatorActor, false
 }
@@ -270,7 +306,8 @@ func (r *StackUserReconciler) applyChanges(ctx context.Context, s *scope) error 
 	s.wrote = true
 	if err != nil {
 		if site.IsNotFound(err) {
-			s.user.Status.SiteID, s.user.Status.Site = "", nil
+			// status.siteId stays: the next reconcile finds it gone and applies the drift
+			// policy (clearing it here made that reconcile create a new account).
 			r.fail(s, ReasonSiteUserNotFound, fmt.Sprintf("site user %s no longer exists; looking it up again", s.siteUser.ID), 0)
 			s.siteUser = nil
 			return nil

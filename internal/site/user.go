@@ -116,6 +116,7 @@ const (
 	PathEmails      = "emails"
 	PathTitle       = "title"
 	PathExternalID  = "externalId"
+	PathUserName    = "userName"
 	PathDepartment  = SchemaEnterprise + ":department"
 )
 
