@@ -82,6 +82,7 @@ type Server struct {
 	status   *statusRecorder
 	recorder *audit.Recorder
 	recent   recentWrites
+	own      ownWrites
 	// users is the ordered per-tenant view that lists page through; set in Start
 	// (before ready), nil when the server runs without a cache.
 	users *userview.View

@@ -310,6 +310,7 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 		return s.apiError(err, "creating user")
 	}
 	s.recent.put(client.ObjectKeyFromObject(u), u)
+	s.own.record(s.users, u, false)
 	s.recorder.LogEntries(u, entry)
 	s.writeUser(q, http.StatusCreated, u)
 	return nil
@@ -431,6 +432,7 @@ func (s *Server) update(ctx context.Context, q *request, action string, mutate f
 			return s.apiError(err, "updating user")
 		}
 		s.recent.put(client.ObjectKeyFromObject(upd), upd)
+		s.own.record(s.users, upd, false)
 		s.recorder.LogEntries(upd, entry)
 		s.writeUser(q, http.StatusOK, upd)
 		return nil
@@ -491,6 +493,7 @@ func (s *Server) doDelete(ctx context.Context, q *request) error {
 			return s.apiError(err, "deleting user")
 		}
 		s.recent.deleted(client.ObjectKeyFromObject(u), uid)
+		s.own.record(s.users, u, true)
 		return nil
 	}
 }
@@ -626,6 +629,9 @@ func (s *Server) listUsers(q *request) {
 		writeError(q.w, q.r, toSCIMError(err))
 		return
 	}
+	// Read your writes: the view (and the cache indexes, fed by the same informer) must
+	// show what this replica already acknowledged.
+	s.own.await(q.r.Context(), s.users, q.tenant.Namespace)
 	from := p.startIndex - 1
 	var total int
 	var page []*scimv1.StackUser

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
@@ -223,4 +224,20 @@ func (v *View) ByExternalID(namespace, name, externalID string) []*scimv1.StackU
 	users := slices.Clone(t.byExternalID[externalID])
 	slices.SortFunc(users, Compare)
 	return users
+}
+
+// Version returns the UID and resourceVersion of a tenant's user as the view has it; ok
+// is false when the view does not hold it (never seen, deleted, or being deleted).
+func (v *View) Version(namespace, tenantName, name string) (uid types.UID, resourceVersion string, ok bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	t := v.tenants[tenantKey{namespace, tenantName}]
+	if t == nil {
+		return "", "", false
+	}
+	u, ok := t.byName[name]
+	if !ok {
+		return "", "", false
+	}
+	return u.UID, u.ResourceVersion, true
 }
