@@ -474,7 +474,14 @@ func (s *Sim) setPath(u *User, path string, raw json.RawMessage) error {
 	case p == "externalid":
 		u.ExternalID, err = str()
 	case p == "username":
-		u.UserName, err = str()
+		// A rename keeps the account; a name another account has is refused.
+		var v string
+		if v, err = str(); err == nil {
+			if other := s.store.byUserName(v); other != nil && other.ID != u.ID {
+				return errors.New("userName " + v + " is already in use")
+			}
+			u.UserName = v
+		}
 	case p == "name.givenname":
 		u.GivenName, err = str()
 	case p == "name.familyname":

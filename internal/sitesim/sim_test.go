@@ -159,6 +159,26 @@ func TestSim_patchChangesOnlyWhatItNames(t *testing.T) {
 	g.Expect(got).To(matchFields("a@example.com", "okta-1", "Eng", "Ops", "Ada", "Ada"))
 }
 
+// TestSim_patchRenamesTheAccount: a userName PATCH renames the same account; a name
+// another account holds (in any case) is refused and changes nothing.
+func TestSim_patchRenamesTheAccount(t *testing.T) {
+	g := NewWithT(t)
+	c := newSim(t, sitesim.Config{})
+	u := c.sim.Seed(sitesim.User{UserName: "a@example.com", Active: true})
+	c.sim.Seed(sitesim.User{UserName: "taken@example.com", Active: true})
+	code, body := c.call(http.MethodPatch, "/api/scim/v2/users/"+u.ID, `{"Operations":[{"op":"replace","path":"userName","value":"b@example.com"}]}`)
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(body["id"]).To(Equal(u.ID))
+	g.Expect(body["userName"]).To(Equal("b@example.com"))
+	code, body = c.call(http.MethodPatch, "/api/scim/v2/users/"+u.ID, `{"Operations":[{"op":"replace","path":"title","value":"T"},{"op":"replace","path":"userName","value":"TAKEN@example.com"}]}`)
+	g.Expect(code).To(Equal(http.StatusBadRequest))
+	g.Expect(body["ErrorMessage"]).To(ContainSubstring("already in use"))
+	got, _ := c.sim.User(u.ID)
+	g.Expect(got.UserName).To(Equal("b@example.com"))
+	g.Expect(got.Title).To(BeEmpty())
+	g.Expect(c.sim.Users()).To(HaveLen(2))
+}
+
 // matchFields checks the attributes a PATCH must keep or set.
 func matchFields(userName, ext, title, dept, display, given string) OmegaMatcher {
 	return And(
