@@ -118,7 +118,7 @@ type StackUserSpec struct {
 	// urn:ietf:params:scim:schemas:extension:stackoverflow:2.0:User.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
-	// +kubebuilder:validation:Pattern=`^(userType|stackUserType|urn:.+)$`
+	// +kubebuilder:validation:Pattern=`^(userType|stackUserType|[uU][rR][nN]:.+)$`
 	RoleAttribute RoleAttributeForm `json:"roleAttribute,omitempty"`
 
 	// title is the user's job title (core SCIM `title`).
