@@ -46,10 +46,12 @@ func TestRFCErrors(t *testing.T) {
 	expectError(g, resp, body, http.StatusBadRequest, "invalidSyntax")
 	resp, body = tn.do("PATCH", "/Users/"+id, `{"Operations": {}}`)
 	expectError(g, resp, body, http.StatusBadRequest, "invalidSyntax")
-	resp, body = tn.do("POST", "/Users", `{"name":{"givenName":"no userName"}}`)
+	resp, body = tn.do("POST", "/Users", `{"name":{"givenName":"no schemas"}}`)
+	expectError(g, resp, body, http.StatusBadRequest, "invalidSyntax")
+	resp, body = tn.do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"name":{"givenName":"no userName"}}`)
 	expectError(g, resp, body, http.StatusBadRequest, "invalidValue")
 	// Values the CRD rejects come back as readable 400s, not 500s.
-	resp, body = tn.do("POST", "/Users", `{"userName":"`+strings.Repeat("a", 300)+`"}`)
+	resp, body = tn.do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+strings.Repeat("a", 300)+`"}`)
 	expectError(g, resp, body, http.StatusBadRequest, "invalidValue")
 	g.Expect(body["detail"]).To(ContainSubstring("userName"))
 
