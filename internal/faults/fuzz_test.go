@@ -106,7 +106,7 @@ func newFuzzTenant() (*fuzzWorld, error) {
 }
 
 func (fw *fuzzWorld) createSeed() error {
-	body := fmt.Sprintf(`{"userName":%q,"displayName":"Fuzz Seed","title":"Seed","emails":[{"value":%q,"primary":true}],"phoneNumbers":[{"value":"555","type":"work"}]}`,
+	body := fmt.Sprintf(`{"schemas":["`+schemaUser+`"],"userName":%q,"displayName":"Fuzz Seed","title":"Seed","emails":[{"value":%q,"primary":true}],"phoneNumbers":[{"value":"555","type":"work"}]}`,
 		fuzzSeedUser, fuzzSeedUser)
 	if rec := fw.serve("POST", "/Users", []byte(body), "Bearer "+fuzzToken, "application/scim+json"); rec.Code != http.StatusCreated {
 		return fmt.Errorf("creating the seed user: %d %s", rec.Code, rec.Body)
@@ -232,8 +232,8 @@ func FuzzSCIMRequest(f *testing.F) {
 		{"GET", "/Users/{id}?attributes=userName,emails", nil, "{token}", ""},
 		{"PATCH", "/Users/{id}", []byte(patchJSON(`{"op":"Replace","path":"active","value":"False"}`)), "Bearer {token}", "application/scim+json"},
 		{"PATCH", "/Users/{id}", []byte(patchJSON(`{"op":"add","path":"emails[type eq \"work\"].value","value":"w@example.com"}`)), "Bearer {token}", "application/json"},
-		{"PUT", "/Users/{id}", []byte(`{"userName":"fuzz-seed@example.com","active":true,"title":"Put"}`), "Bearer {token}", "application/scim+json"},
-		{"POST", "/Users", []byte(`{"userName":"fuzz-new@example.com","name":{"givenName":"F","familyName":"N"},"userType":"Moderator"}`), "Bearer {token}", "application/scim+json"},
+		{"PUT", "/Users/{id}", []byte(`{"schemas":["` + schemaUser + `"],"userName":"fuzz-seed@example.com","active":true,"title":"Put"}`), "Bearer {token}", "application/scim+json"},
+		{"POST", "/Users", []byte(`{"schemas":["` + schemaUser + `"],"userName":"fuzz-new@example.com","name":{"givenName":"F","familyName":"N"},"userType":"Moderator"}`), "Bearer {token}", "application/scim+json"},
 		{"DELETE", "/Users/{id}", nil, "Bearer {token}", ""},
 		{"GET", "/Groups?excludedAttributes=members", nil, "Bearer {token}", ""},
 		{"GET", "/Schemas", nil, "Bearer {token}", ""},

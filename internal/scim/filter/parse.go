@@ -241,7 +241,7 @@ func (p *parser) comparison(path scimfilter.AttributePath) (Expression, error) {
 	op := strings.ToLower(p.word())
 	if !compareOps[op] {
 		if op == "" {
-			return nil, p.fail("%s needs an operator", path)
+			return nil, p.fail("%q needs an operator", truncate(path.String()))
 		}
 		return nil, p.fail("unknown comparison operator %q", truncate(op))
 	}
@@ -277,7 +277,7 @@ func (p *parser) value() (any, error) {
 		p.i = j + 1
 		var s string
 		if err := json.Unmarshal([]byte(raw), &s); err != nil {
-			return nil, p.fail("invalid string %s", truncate(raw))
+			return nil, p.fail("a string is not valid JSON (control characters must be escaped)")
 		}
 		return s, nil
 	}
