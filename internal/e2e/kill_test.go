@@ -49,6 +49,7 @@ func TestE2E_managerKilledMidProvisioning(t *testing.T) {
 				deadline := time.Now().Add(2 * time.Minute)
 				for {
 					code, body := okta.do(http.MethodPost, "/Users", map[string]any{
+						"schemas":  []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
 						"userName": name, "externalId": fmt.Sprintf("okta-%d", i), "active": true,
 						"name":   map[string]any{"givenName": "User", "familyName": fmt.Sprint(i)},
 						"emails": []any{map[string]any{"value": name, "primary": true, "type": "work"}},
