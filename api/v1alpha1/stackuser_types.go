@@ -371,8 +371,10 @@ type StackUserStatus struct {
 	// effectiveRole is the role the operator enforces on the site: spec.role combined
 	// with the roles of the mapped groups (ScimSettings.spec.groupRoles). Empty when the
 	// role is not managed.
+	// One of Registered, Moderator, Admin, or empty.
 	// +optional
-	EffectiveRole Role `json:"effectiveRole,omitempty"`
+	// +kubebuilder:validation:MaxLength=16
+	EffectiveRole string `json:"effectiveRole,omitempty"`
 
 	// history is the audit trail of this user, newest first, bounded by the tenant's
 	// historyLimit.
