@@ -439,16 +439,14 @@ func (s *Server) createGroup(ctx context.Context, q *request) error {
 	if apierrors.IsAlreadyExists(err) {
 		var existing scimv1.StackGroup
 		gerr := s.opts.APIReader.Get(ctx, client.ObjectKeyFromObject(g), &existing)
-		if gerr == nil && existing.Spec.SettingsRef.Name == q.tenant.Name && strings.EqualFold(existing.Spec.DisplayName, in.displayName) {
-			if existing.DeletionTimestamp != nil {
-				return scimerr.New(http.StatusConflict, scimerr.Uniqueness, "a group with displayName %q is being deleted; retry in a few seconds", truncate(in.displayName, 256))
-			}
+		if gerr == nil && groups.Live(&existing, q.tenant.Name) && strings.EqualFold(existing.Spec.DisplayName, in.displayName) {
 			return duplicateGroup(existing.Spec.DisplayName, existing.Name)
 		}
 		if gerr != nil && !apierrors.IsNotFound(gerr) {
 			return s.apiError(gerr, "reading the existing group")
 		}
-		// The hashed name is held by a group renamed since.
+		// The hashed name is held by a group renamed since, or by one being deleted (its
+		// members' labels carry its UID, so they never count for this one).
 		g.Name, g.GenerateName, g.ResourceVersion = "", "g-", ""
 		err = s.opts.Client.Create(ctx, g, client.FieldOwner(audit.SCIMFieldManager))
 	}
