@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -72,6 +74,14 @@ func groupRequestActor(s *scope, actor scimv1.Actor) scimv1.Actor {
 	}
 	at, err := time.Parse(time.RFC3339Nano, req.Time)
 	if err != nil || (u.Status.Site != nil && u.Status.Site.SyncTime != nil && at.Before(u.Status.Site.SyncTime.Time)) {
+		return actor
+	}
+	// The request must explain the membership now (status times have one-second
+	// resolution): a join of a group the user is in, or a leave of one it is not in.
+	in := slices.ContainsFunc(s.user.Status.Groups, func(m scimv1.GroupMembership) bool {
+		return strings.EqualFold(m.DisplayName, req.Group)
+	})
+	if in != req.Joined {
 		return actor
 	}
 	return scimv1.Actor{Kind: scimv1.ActorIdentityProvider, Name: req.Tenant, UserAgent: req.UserAgent, RequestID: req.RequestID}
