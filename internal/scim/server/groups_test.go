@@ -65,7 +65,7 @@ func (tn *tenant) eventuallyMembers(gid string, ids ...string) {
 	if len(want) == 0 {
 		want = nil
 	}
-	Eventually(func(g Gomega) { g.Expect(tn.members(g, gid)).To(Equal(want)) }, 10*time.Second, 50*time.Millisecond).Should(Succeed())
+	NewWithT(tn.t).Eventually(func(g Gomega) { g.Expect(tn.members(g, gid)).To(Equal(want)) }, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 }
 
 func (tn *tenant) group(g Gomega, id string) *scimv1.StackGroup {
@@ -112,7 +112,7 @@ func TestGroups_oktaPushGroupsFlow(t *testing.T) {
 	g.Expect(pending[0].Message).To(ContainSubstring(`"Engineering"`))
 	g.Expect(pending[0].Actor.RequestID).NotTo(BeEmpty())
 	g.Expect(pending[0].Changes).To(Equal([]scimv1.FieldChange{{Field: "groups", New: "Engineering"}}))
-	Eventually(func(g Gomega) {
+	g.Eventually(func(g Gomega) {
 		_, doc := tn.do("GET", "/Users/"+ids[0], nil)
 		g.Expect(doc["groups"]).To(ConsistOf(HaveKeyWithValue("value", gid)))
 		g.Expect(doc["groups"]).To(ConsistOf(HaveKeyWithValue("display", "Engineering")))
@@ -150,7 +150,7 @@ func TestGroups_oktaPushGroupsFlow(t *testing.T) {
 	expectError(g, resp, body, http.StatusNotFound, "")
 	resp, body = tn.do("DELETE", "/Groups/"+gid, nil)
 	expectError(g, resp, body, http.StatusNotFound, "")
-	Eventually(func(g Gomega) {
+	g.Eventually(func(g Gomega) {
 		_, doc := tn.do("GET", "/Users/"+ids[1], nil)
 		g.Expect(doc).NotTo(HaveKey("groups"))
 	}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
@@ -299,7 +299,7 @@ func TestGroups_listFiltersPagingAndAttributes(t *testing.T) {
 		g.Expect(resp.StatusCode).To(Equal(http.StatusCreated), "%v", doc)
 		gids = append(gids, doc["id"].(string))
 	}
-	Eventually(func(g Gomega) {
+	g.Eventually(func(g Gomega) {
 		_, body := tn.do("GET", "/Groups", nil)
 		g.Expect(body["totalResults"]).To(Equal(3.0))
 	}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
@@ -312,7 +312,14 @@ func TestGroups_listFiltersPagingAndAttributes(t *testing.T) {
 		g.Expect(body["totalResults"]).To(Equal(3.0))
 		paged = append(paged, body["Resources"].([]any)[0].(map[string]any)["id"].(string))
 	}
-	g.Expect(paged).To(Equal(gids))
+	// Creation time (one-second resolution), then id: pages follow the full list's order.
+	_, all := tn.do("GET", "/Groups?excludedAttributes=members", nil)
+	var order []string
+	for _, r := range all["Resources"].([]any) {
+		order = append(order, r.(map[string]any)["id"].(string))
+	}
+	g.Expect(paged).To(Equal(order))
+	g.Expect(paged).To(ConsistOf(gids))
 
 	tn.eventuallyMembers(gids[1], ids[0])
 	tn.eventuallyMembers(gids[2], ids[1])
