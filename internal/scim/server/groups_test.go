@@ -119,6 +119,13 @@ func TestGroups_oktaPushGroupsFlow(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 	_, doc := tn.do("GET", "/Users/"+ids[2], nil)
 	g.Expect(doc).NotTo(HaveKey("groups"))
+	// Okta PUTs back what it read, groups included: read-only, so nothing changes.
+	gen := tn.user(g, ids[0]).Generation
+	_, doc = tn.do("GET", "/Users/"+ids[0], nil)
+	resp, doc = tn.do("PUT", "/Users/"+ids[0], doc)
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%v", doc)
+	g.Expect(doc["groups"]).To(HaveLen(1))
+	g.Expect(tn.user(g, ids[0]).Generation).To(Equal(gen))
 
 	// A filtered remove takes out just that member.
 	resp, body = tn.do("PATCH", "/Groups/"+gid, patchOps(idName,
