@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -31,6 +32,23 @@ import (
 // small patch per user whose membership changes. Every request is checked in full (body,
 // member ids, displayName uniqueness) before anything is written.
 
+// deletedGroups holds the UIDs of groups this replica deleted in the last recentTTL, so a
+// read right after a DELETE answers 404 even before the cache sees the deletion. Group
+// deletions are rare: the map stays small.
+var deletedGroups sync.Map // types.UID -> time.Time
+
+func recentlyDeleted(g *scimv1.StackGroup) bool {
+	v, ok := deletedGroups.Load(g.UID)
+	if !ok {
+		return false
+	}
+	if time.Since(v.(time.Time)) > recentTTL {
+		deletedGroups.Delete(g.UID)
+		return false
+	}
+	return true
+}
+
 // groups routes a Groups request.
 func (s *Server) groups(q *request) {
 	m := q.r.Method
@@ -45,7 +63,7 @@ func (s *Server) groups(q *request) {
 	case len(q.rest) > 1:
 		writeError(q.w, q.r, scimerr.New(http.StatusNotFound, "", "no such resource"))
 	case m == http.MethodGet:
-		g, err := s.findGroup(q.r.Context(), q, q.rest[0])
+		g, err := s.findGroup(q.r.Context(), q, q.rest[0], false)
 		if err == nil {
 			err = s.writeGroup(q, http.StatusOK, g)
 		}
@@ -81,16 +99,19 @@ func groupLocation(q *request, id string) string {
 	return q.baseURL + "/Groups/" + url.PathEscape(id)
 }
 
-// findGroup reads a live group of the tenant by id: from the cache, else from the API
-// server (a group just created on another replica).
-func (s *Server) findGroup(ctx context.Context, q *request, id string) (*scimv1.StackGroup, error) {
+// findGroup reads a live group of the tenant by id: from the cache, else (or when live is
+// set: a retry after a conflict) from the API server.
+func (s *Server) findGroup(ctx context.Context, q *request, id string, live bool) (*scimv1.StackGroup, error) {
 	if len(validation.IsDNS1123Subdomain(id)) > 0 {
 		return nil, groupNotFound(id)
 	}
 	key := types.NamespacedName{Namespace: q.tenant.Namespace, Name: id}
 	g := &scimv1.StackGroup{}
-	err := s.opts.Client.Get(ctx, key, g)
-	if apierrors.IsNotFound(err) {
+	var err error
+	if !live {
+		err = s.opts.Client.Get(ctx, key, g)
+	}
+	if live || apierrors.IsNotFound(err) {
 		err = s.opts.APIReader.Get(ctx, key, g)
 	}
 	if err != nil {
@@ -99,7 +120,7 @@ func (s *Server) findGroup(ctx context.Context, q *request, id string) (*scimv1.
 		}
 		return nil, s.apiError(err, "reading group")
 	}
-	if !groups.Live(g, q.tenant.Name) {
+	if !groups.Live(g, q.tenant.Name) || recentlyDeleted(g) {
 		return nil, groupNotFound(id)
 	}
 	return g, nil
@@ -114,7 +135,7 @@ func (s *Server) groupByDisplayName(ctx context.Context, q *request, name, excep
 		return nil, s.apiError(err, "listing groups by displayName")
 	}
 	for i := range list.Items {
-		if g := &list.Items[i]; g.Name != except && groups.Live(g, q.tenant.Name) {
+		if g := &list.Items[i]; g.Name != except && groups.Live(g, q.tenant.Name) && !recentlyDeleted(g) {
 			return g, nil
 		}
 	}
@@ -267,7 +288,7 @@ func (s *Server) matchGroups(ctx context.Context, q *request, f filter.Expressio
 	}
 	all := make([]*scimv1.StackGroup, 0, len(list.Items))
 	for i := range list.Items {
-		if g := &list.Items[i]; groups.Live(g, q.tenant.Name) {
+		if g := &list.Items[i]; groups.Live(g, q.tenant.Name) && !recentlyDeleted(g) {
 			all = append(all, g)
 		}
 	}
@@ -482,7 +503,7 @@ func (s *Server) replaceGroup(ctx context.Context, q *request) error {
 }
 
 func (s *Server) deleteGroup(ctx context.Context, q *request) error {
-	g, err := s.findGroup(ctx, q, q.rest[0])
+	g, err := s.findGroup(ctx, q, q.rest[0], false)
 	if err != nil {
 		return err
 	}
@@ -498,6 +519,7 @@ func (s *Server) deleteGroup(ctx context.Context, q *request) error {
 		}
 		return s.apiError(err, "deleting group")
 	}
+	deletedGroups.Store(uid, time.Now())
 	s.log.Info("SCIM group deleted", "requestId", q.id, "tenant", q.tenantName(), "group", g.Name, "displayName", g.Spec.DisplayName)
 	q.w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -523,7 +545,7 @@ func checkGroupIfMatch(q *request, g *scimv1.StackGroup) error {
 // changes. It returns the group and, when the plan decided them all, its members.
 func (s *Server) changeGroup(ctx context.Context, q *request, mutate func(*scimv1.StackGroupSpec), plan *memberPlan) (*scimv1.StackGroup, []*scimv1.StackUser, error) {
 	for attempt := 0; ; attempt++ {
-		g, err := s.findGroup(ctx, q, q.rest[0])
+		g, err := s.findGroup(ctx, q, q.rest[0], attempt > 0)
 		if err != nil {
 			return nil, nil, err
 		}

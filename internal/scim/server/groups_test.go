@@ -146,9 +146,11 @@ func TestGroups_oktaPushGroupsFlow(t *testing.T) {
 	resp, body = tn.do("PATCH", "/Groups/"+gid, patchOps(map[string]any{"op": "replace", "value": map[string]any{"id": gid, "displayName": "Platform"}}))
 	g.Expect(resp.StatusCode).To(Equal(http.StatusNoContent), "%v", body)
 	g.Expect(tn.group(g, gid).Spec.DisplayName).To(Equal("Platform"))
-	resp, body = tn.do("GET", "/Groups?filter="+url.QueryEscape(`displayName eq "platform"`), nil)
-	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
-	g.Expect(body["totalResults"]).To(Equal(1.0))
+	g.Eventually(func(g Gomega) {
+		resp, body := tn.do("GET", "/Groups?filter="+url.QueryEscape(`displayName eq "platform"`), nil)
+		g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+		g.Expect(body["totalResults"]).To(Equal(1.0))
+	}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 
 	// Unlink with delete: the group is gone for SCIM at once.
 	resp, _ = tn.do("DELETE", "/Groups/"+gid, nil)
