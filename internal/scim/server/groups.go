@@ -162,7 +162,9 @@ func groupAttrs(q *request) (attrs, excluded []string, members bool) {
 	}
 	qv := q.r.URL.Query()
 	attrs, excluded = strip(splitList(qv.Get("attributes"))), strip(splitList(qv.Get("excludedAttributes")))
-	isMembers := func(a string) bool { return strings.EqualFold(a, "members") || strings.HasPrefix(strings.ToLower(a), "members.") }
+	isMembers := func(a string) bool {
+		return strings.EqualFold(a, "members") || strings.HasPrefix(strings.ToLower(a), "members.")
+	}
 	if slices.ContainsFunc(excluded, func(a string) bool { return strings.EqualFold(a, "members") }) {
 		return attrs, excluded, false
 	}
@@ -206,7 +208,9 @@ func groupDoc(q *request, g *scimv1.StackGroup, members []*scimv1.StackUser) map
 }
 
 // groupVersion is the group's ETag: its generation (membership lives on the users).
-func groupVersion(g *scimv1.StackGroup) string { return `W/"` + strconv.FormatInt(g.Generation, 10) + `"` }
+func groupVersion(g *scimv1.StackGroup) string {
+	return `W/"` + strconv.FormatInt(g.Generation, 10) + `"`
+}
 
 // renderGroup builds one group's response document, reading its members only when the
 // response shows them.
