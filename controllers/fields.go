@@ -81,7 +81,12 @@ var (
 	}
 	fieldRole = &fieldSpec{
 		name: "role", path: site.PathUserType,
+		// The role the last reconcile derived from spec.role and the user's mapped groups
+		// (resolveGroups), else spec.role.
 		want: func(u *scimv1.StackUser) (string, bool) {
+			if u.Status.EffectiveRole != "" {
+				return u.Status.EffectiveRole, true
+			}
 			if u.Spec.Role == nil {
 				return "", false
 			}

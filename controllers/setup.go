@@ -70,6 +70,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := users.SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&StackGroupReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return (&ResyncReconciler{
 		Client:  mgr.GetClient(),
 		Sites:   sites,

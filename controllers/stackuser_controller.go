@@ -81,6 +81,11 @@ type scope struct {
 	// siteUser is the site user as read before any write; after as the site shows it after.
 	siteUser, after *site.User
 
+	// roleSource says where the enforced role comes from (resolveGroups).
+	roleSource string
+	// groupsResolved says resolveGroups ran, so status.groups and effectiveRole are fresh.
+	groupsResolved bool
+
 	planned      []plannedChange
 	driftReports []scimv1.FieldChange
 	entries      []scimv1.AuditEntry
@@ -109,6 +114,7 @@ func (r *StackUserReconciler) phases() []phase {
 	return []phase{
 		r.ensureFinalizer,
 		r.loadTenant,
+		r.resolveGroups,
 		r.linkSiteUser,
 		r.planActive,
 		r.planRole,
@@ -121,6 +127,7 @@ func (r *StackUserReconciler) phases() []phase {
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=scimsettings,verbs=get;list;watch
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackgroups,verbs=get;list;watch
 // +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=core,resources=events,verbs=create;patch
@@ -212,6 +219,7 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	if u.Status.Site != nil {
 		fields["site"] = u.Status.Site
 	}
+	groupStatusFields(s, fields)
 	patchErr := r.Status().Patch(ctx, u, audit.NewStatusPatch(s.orig, limit, fields, append(pending, s.entries...)...))
 	switch {
 	case patchErr == nil:
@@ -343,7 +351,9 @@ func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("stackuser").
 		For(&scimv1.StackUser{}, builder.WithPredicates(predicate.Or[client.Object](
-			predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged()))).
+			predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged(), groupLabelsChanged()))).
+		Watches(&scimv1.StackGroup{}, handler.EnqueueRequestsFromMapFunc(r.membersOfGroup),
+			builder.WithPredicates(groupMeaningChanged())).
 		Watches(&scimv1.ScimSettings{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSettings),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{}, userSettingsChanged())).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSecret)).

@@ -245,6 +245,7 @@ func (r *StackUserReconciler) planRole(_ context.Context, s *scope) error {
 		return nil
 	}
 	actor, drift := classify(s, fieldRole, want, have)
+	actor = groupRequestActor(s, actor)
 	settings := s.tenant.settings
 	if drift && settings.EffectiveDriftPolicy() == scimv1.DriftReport {
 		s.driftReports = append(s.driftReports, change(fieldRole.name, want, have))
@@ -253,7 +254,7 @@ func (r *StackUserReconciler) planRole(_ context.Context, s *scope) error {
 	}
 	from, to := scimv1.Role(have), scimv1.Role(want)
 	if !settings.PromotionAllowed(from, to) {
-		msg := fmt.Sprintf("role change %s → %s waits for %s on ScimSettings %q", from, to, missingSwitches(settings, from, to), settings.Name)
+		msg := fmt.Sprintf("role change %s → %s%s waits for %s on ScimSettings %q", from, to, roleOrigin(s), missingSwitches(settings, from, to), settings.Name)
 		cond(metav1.ConditionTrue, ReasonPromotionNotAllowed, msg)
 		prev := meta.FindStatusCondition(s.orig.Status.Conditions, scimv1.ConditionRoleChangeBlocked)
 		if prev == nil || prev.Status != metav1.ConditionTrue || prev.Message != msg {
@@ -261,7 +262,7 @@ func (r *StackUserReconciler) planRole(_ context.Context, s *scope) error {
 		}
 		return nil
 	}
-	cond(metav1.ConditionFalse, ReasonRoleInSync, "role change "+have+" → "+want+" is allowed")
+	cond(metav1.ConditionFalse, ReasonRoleInSync, "role change "+have+" → "+want+roleOrigin(s)+" is allowed")
 	s.planned = append(s.planned, plannedChange{field: fieldRole, want: want, have: have, actor: actor, drift: drift})
 	return nil
 }
@@ -343,6 +344,9 @@ func (r *StackUserReconciler) applyChanges(ctx context.Context, s *scope) error 
 		if p.field.equal(p.field.have(after), p.want) {
 			if p.drift {
 				return scimv1.ResultApplied, "undid a change made by hand on the site"
+			}
+			if p.field == fieldRole {
+				return scimv1.ResultApplied, strings.TrimPrefix(roleOrigin(s), " ")
 			}
 			return scimv1.ResultApplied, ""
 		}

@@ -2,6 +2,8 @@ package v1alpha1
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -69,3 +71,31 @@ func (s *ScimSettings) PromotionAllowed(from, to Role) bool {
 
 // IsActive reports whether the user should be able to sign in (active defaults to true).
 func (u *StackUser) IsActive() bool { return u.Spec.Active == nil || *u.Spec.Active }
+
+// MapsGroups reports whether the tenant derives roles from group membership
+// (spec.groupRoles is set), so that every user's role is managed.
+func (s *ScimSettings) MapsGroups() bool { return len(s.Spec.GroupRoles) > 0 }
+
+// EffectiveGroupRole is the role spec.groupRoles gives the members of the group with this
+// displayName (compared case-insensitively); false when the group is not mapped.
+func (s *ScimSettings) EffectiveGroupRole(displayName string) (Role, bool) {
+	for _, gr := range s.Spec.GroupRoles {
+		if strings.EqualFold(gr.Group, displayName) {
+			return gr.Role, true
+		}
+	}
+	return "", false
+}
+
+// HigherRole returns the more privileged of two roles (Admin > Moderator > Registered);
+// an empty role counts as none.
+func HigherRole(a, b Role) Role {
+	if slices.Index(Roles, b) > slices.Index(Roles, a) {
+		return b
+	}
+	return a
+}
+
+// MemberLabel is the label key that marks a StackUser as a member of this group; its
+// value is the group's UID.
+func (g *StackGroup) MemberLabel() string { return LabelGroupPrefix + g.Name }

@@ -92,6 +92,19 @@ type SiteSpec struct {
 	CreateUsers *bool `json:"createUsers,omitempty"`
 }
 
+// GroupRole gives the members of one SCIM group a site role.
+type GroupRole struct {
+	// group is the displayName of the SCIM group (a StackGroup of the tenant).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Group string `json:"group"`
+	// role the group's members get on the site (unless another mapped group or their own
+	// role attribute gives a higher one).
+	// +required
+	Role Role `json:"role"`
+}
+
 // ScimSettingsSpec is what a site admin sets on the site's SCIM settings page, plus how
 // the operator reaches the site and how it enforces users there.
 type ScimSettingsSpec struct {
@@ -149,6 +162,17 @@ type ScimSettingsSpec struct {
 	// +optional
 	// +kubebuilder:default=Deactivate
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// groupRoles maps SCIM groups (by displayName, compared case-insensitively) to site
+	// roles. When set, a user's role is the highest of its own role attribute and the
+	// roles of the mapped groups it belongs to, and Registered when it has neither: the
+	// tenant then manages every user's role. The promotion switches apply as for the
+	// role attribute.
+	// +optional
+	// +listType=map
+	// +listMapKey=group
+	// +kubebuilder:validation:MaxItems=64
+	GroupRoles []GroupRole `json:"groupRoles,omitempty"`
 
 	// historyLimit bounds the audit entries kept in each StackUser's status.
 	// +optional

@@ -343,6 +343,16 @@ type AuditEntry struct {
 	Message string `json:"message,omitempty"`
 }
 
+// GroupMembership names one StackGroup a user belongs to.
+type GroupMembership struct {
+	// name of the StackGroup (its SCIM id).
+	// +required
+	Name string `json:"name"`
+	// displayName of the group.
+	// +optional
+	DisplayName string `json:"displayName,omitempty"`
+}
+
 // StackUserStatus is the observed state of a StackUser.
 type StackUserStatus struct {
 	// conditions: Ready, Synced, RoleChangeBlocked and Drifted.
@@ -362,6 +372,19 @@ type StackUserStatus struct {
 	// observedGeneration is the spec generation the site was last brought in line with.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// groups are the SCIM groups the user belongs to, by name.
+	// +optional
+	// +listType=atomic
+	Groups []GroupMembership `json:"groups,omitempty"`
+
+	// effectiveRole is the role the operator enforces on the site: spec.role combined
+	// with the roles of the mapped groups (ScimSettings.spec.groupRoles). Empty when the
+	// role is not managed.
+	// One of Registered, Moderator, Admin, or empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	EffectiveRole string `json:"effectiveRole,omitempty"`
 
 	// history is the audit trail of this user, newest first, bounded by the tenant's
 	// historyLimit.

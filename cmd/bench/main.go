@@ -27,6 +27,8 @@ func main() {
 	flag.IntVar(&cfg.FilterQueries, "filter-queries", 1000, "Filter requests per size and run.")
 	flag.IntVar(&cfg.Repeats, "repeats", 3, "Runs of each figure.")
 	flag.DurationVar(&cfg.SiteLatency, "site-latency", 20*time.Millisecond, "Latency the simulated site adds to every call.")
+	flag.IntVar(&cfg.GroupMembers, "group-members", 10000, "Members of the group pushed in the groups scenario (0 skips it).")
+	scenarios := flag.String("scenarios", "", "Comma-separated scenarios to run (read, groups, e2e); empty runs all.")
 	flag.StringVar(&cfg.Out, "out", "bench/out", "Folder for the report.")
 	flag.Parse()
 	cfg.Repo = testenv.RepoRoot()
@@ -36,6 +38,11 @@ func main() {
 	}
 	if err != nil {
 		log.Fatal(err)
+	}
+	for _, sc := range strings.Split(*scenarios, ",") {
+		if sc = strings.TrimSpace(sc); sc != "" {
+			cfg.Scenarios = append(cfg.Scenarios, sc)
+		}
 	}
 	if !filepath.IsAbs(cfg.Out) {
 		cfg.Out = filepath.Join(cfg.Repo, cfg.Out)

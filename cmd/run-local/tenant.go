@@ -48,6 +48,11 @@ func (t tenant) create(ctx context.Context, c client.Client) error {
 					URL:            t.siteURL,
 					TokenSecretRef: scimv1.SecretKeyReference{Name: t.name + "-site-token", Key: "token"},
 				},
+				// Members pushed into these groups get the role; try it with /Groups.
+				GroupRoles: []scimv1.GroupRole{
+					{Group: "Stack Admins", Role: scimv1.RoleAdmin},
+					{Group: "Stack Moderators", Role: scimv1.RoleModerator},
+				},
 				// Short enough to watch drift correction happen while trying things out.
 				ResyncPeriod: &metav1.Duration{Duration: time.Minute},
 			},

@@ -37,6 +37,12 @@ type Config struct {
 	FilterQueries int           // filter requests per size
 	Repeats       int           // runs of each figure
 	SiteLatency   time.Duration // latency the simulated site adds to every call
+	GroupMembers  int           // members of the group pushed in the groups scenario (0 skips it)
+	Scenarios     []string      // scenarios to run: "read", "groups", "e2e"; empty runs all
+}
+
+func (c Config) runs(scenario string) bool {
+	return len(c.Scenarios) == 0 || slices.Contains(c.Scenarios, scenario)
 }
 
 const (
@@ -60,7 +66,7 @@ func Run(cfg Config) (*Report, error) {
 		Commit: Commit(cfg.Repo), Started: started, Machine: DescribeMachine(),
 		Sizes: map[string]int{"postUsers": cfg.PostUsers, "e2eUsers": cfg.E2EUsers, "concurrency": cfg.Concurrency,
 			"filterQueries": cfg.FilterQueries, "repeats": cfg.Repeats, "maxUsers": slices.Max(cfg.FilterSizes),
-			"siteLatencyMs": int(cfg.SiteLatency / time.Millisecond)},
+			"siteLatencyMs": int(cfg.SiteLatency / time.Millisecond), "groupMembers": cfg.GroupMembers},
 	}}
 	tmp, err := os.MkdirTemp("", "scim-bench-")
 	if err != nil {
@@ -92,11 +98,16 @@ func Run(cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	if err := h.readPath(); err != nil {
-		return nil, fmt.Errorf("SCIM read path: %w", err)
-	}
-	if err := h.endToEnd(); err != nil {
-		return nil, fmt.Errorf("end to end: %w", err)
+	for _, sc := range []struct {
+		name, what string
+		run        func() error
+	}{{"read", "SCIM read path", h.readPath}, {"groups", "groups", h.groupPush}, {"e2e", "end to end", h.endToEnd}} {
+		if !cfg.runs(sc.name) {
+			continue
+		}
+		if err := sc.run(); err != nil {
+			return nil, fmt.Errorf("%s: %w", sc.what, err)
+		}
 	}
 	h.report.Duration = time.Since(started).Round(time.Second).String()
 	return h.report, nil

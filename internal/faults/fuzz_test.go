@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/groups"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/scheme"
 	"github.com/stackscim/stack-scim-operator/internal/scim/server"
@@ -186,6 +187,23 @@ func (fw *fuzzWorld) reset(t *testing.T) {
 			t.Fatalf("deleting %s: %v", u.Name, err)
 		}
 	}
+	var gl scimv1.StackGroupList
+	if err := fw.c.List(ctx, &gl, client.InNamespace(fuzzNamespace)); err != nil {
+		t.Fatalf("listing fuzz groups: %v", err)
+	}
+	for i := range gl.Items {
+		sg := &gl.Items[i]
+		if sg.Spec.DisplayName == "Fuzz Group" && sg.DeletionTimestamp == nil {
+			continue // the seed group the PATCH seeds need
+		}
+		sg.Finalizers = nil
+		if err := fw.c.Update(ctx, sg); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatalf("releasing group %s: %v", sg.Name, err)
+		}
+		if err := fw.c.Delete(ctx, sg); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatalf("deleting group %s: %v", sg.Name, err)
+		}
+	}
 	if !seedOK {
 		if err := fw.createSeed(); err != nil {
 			t.Fatalf("creating the seed user again: %v", err)
@@ -236,6 +254,9 @@ func FuzzSCIMRequest(f *testing.F) {
 		{"POST", "/Users", []byte(`{"schemas":["` + schemaUser + `"],"userName":"fuzz-new@example.com","name":{"givenName":"F","familyName":"N"},"userType":"Moderator"}`), "Bearer {token}", "application/scim+json"},
 		{"DELETE", "/Users/{id}", nil, "Bearer {token}", ""},
 		{"GET", "/Groups?excludedAttributes=members", nil, "Bearer {token}", ""},
+		{"POST", "/Groups", []byte(`{"displayName":"Fuzz Group","members":[{"value":"` + fuzzSeedID + `"}]}`), "Bearer {token}", "application/scim+json"},
+		{"PATCH", "/Groups/" + groups.NameFor(fuzzTenantName, "Fuzz Group"), []byte(patchJSON(`{"op":"Remove","path":"members","value":[{"value":"` + fuzzSeedID + `"}]}`)), "Bearer {token}", "application/scim+json"},
+		{"PATCH", "/Groups/" + groups.NameFor(fuzzTenantName, "Fuzz Group"), []byte(patchJSON(`{"op":"remove","path":"members[value eq \"` + fuzzSeedID + `\"]"}`)), "Bearer {token}", "application/scim+json"},
 		{"GET", "/Schemas", nil, "Bearer {token}", ""},
 	}
 	corpus := badInputCorpus()

@@ -23,6 +23,13 @@ const (
 	UserNameLower = "scim.stackscim.io/userName"
 	// UserSiteID indexes StackUsers by tenant and status.siteId.
 	UserSiteID = "scim.stackscim.io/siteId"
+	// UserGroup indexes StackUsers by each group membership label, as GroupMemberKey: a
+	// group's members are listed through it (internal/groups).
+	UserGroup = "scim.stackscim.io/group"
+	// GroupTenant indexes StackGroups by spec.settingsRef.name.
+	GroupTenant = "scim.stackscim.io/groupTenant"
+	// GroupDisplayName indexes StackGroups by tenant and lower-cased displayName.
+	GroupDisplayName = "scim.stackscim.io/groupDisplayName"
 	// SettingsSecret indexes ScimSettings by every Secret name they refer to.
 	SettingsSecret = "scim.stackscim.io/secret"
 	// SettingsBasePath indexes ScimSettings by their effective SCIM base path.
@@ -35,6 +42,15 @@ func Key(tenant, value string) string { return tenant + "/" + value }
 // UserNameKey is the UserNameLower key of a user name in a tenant.
 func UserNameKey(tenant, userName string) string { return Key(tenant, strings.ToLower(userName)) }
 
+// GroupMemberKey is the UserGroup key of a membership: the group's name and UID, so a
+// label left over from a deleted group of the same name does not match.
+func GroupMemberKey(group, uid string) string { return group + "/" + uid }
+
+// DisplayNameKey is the GroupDisplayName key of a group display name in a tenant.
+func DisplayNameKey(tenant, displayName string) string {
+	return Key(tenant, strings.ToLower(displayName))
+}
+
 // userIndexes are the StackUser indexes. They only answer namespaced lists
 // (client.InNamespace): a user belongs to a tenant, and a tenant to a namespace.
 var userIndexes = map[string]func(*scimv1.StackUser) []string{
@@ -43,6 +59,15 @@ var userIndexes = map[string]func(*scimv1.StackUser) []string{
 		return []string{UserNameKey(u.Spec.SettingsRef.Name, u.Spec.UserName)}
 	},
 	UserSiteID: func(u *scimv1.StackUser) []string { return nonEmpty(u.Spec.SettingsRef.Name, u.Status.SiteID) },
+	UserGroup: func(u *scimv1.StackUser) []string {
+		var keys []string
+		for k, v := range u.Labels {
+			if g, ok := strings.CutPrefix(k, scimv1.LabelGroupPrefix); ok {
+				keys = append(keys, GroupMemberKey(g, v))
+			}
+		}
+		return keys
+	},
 }
 
 // informerGetter is the part of the manager's cache that hands out informers.
@@ -54,6 +79,18 @@ type informerGetter interface {
 // as a fake client builder).
 func Setup(ctx context.Context, fi client.FieldIndexer) error {
 	if err := setupUserIndexes(ctx, fi); err != nil {
+		return err
+	}
+	group := &scimv1.StackGroup{}
+	if err := fi.IndexField(ctx, group, GroupTenant, func(o client.Object) []string {
+		return []string{o.(*scimv1.StackGroup).Spec.SettingsRef.Name}
+	}); err != nil {
+		return err
+	}
+	if err := fi.IndexField(ctx, group, GroupDisplayName, func(o client.Object) []string {
+		g := o.(*scimv1.StackGroup)
+		return []string{DisplayNameKey(g.Spec.SettingsRef.Name, g.Spec.DisplayName)}
+	}); err != nil {
 		return err
 	}
 	settings := &scimv1.ScimSettings{}

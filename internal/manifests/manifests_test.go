@@ -320,7 +320,7 @@ func TestChart_rendersValidObjects(t *testing.T) {
 				g.Expect(cr.Rules).To(Equal(generatedRules(g)))
 				g.Expect(r.find("Role")).To(HaveLen(1), "leader election Role")
 				g.Expect(r.find("PodDisruptionBudget")).To(HaveLen(1))
-				g.Expect(r.find("CustomResourceDefinition")).To(HaveLen(2))
+				g.Expect(r.find("CustomResourceDefinition")).To(HaveLen(3), "StackUser, StackGroup and ScimSettings")
 				for _, kind := range []string{"Ingress", "ServiceMonitor", "NetworkPolicy", "ScimSettings", "Secret"} {
 					g.Expect(r.find(kind)).To(BeEmpty(), kind)
 				}
@@ -478,7 +478,7 @@ func TestKustomize_defaultAndSamplesAreValid(t *testing.T) {
 		g.Expect(args(d)).To(ContainElement("--leader-elect"))
 		cr := one[rbacv1.ClusterRole](g, r, "ClusterRole")
 		g.Expect(cr.Rules).To(Equal(generatedRules(g)))
-		g.Expect(r.find("CustomResourceDefinition")).To(HaveLen(2))
+		g.Expect(r.find("CustomResourceDefinition")).To(HaveLen(3), "StackUser, StackGroup and ScimSettings")
 		dryRun(t, r)
 	})
 	t.Run("config/samples", func(t *testing.T) {

@@ -54,7 +54,7 @@ func userAttributes() []any {
 	userType := str("userType", "The user's Stack Internal Enterprise role (Registered, Moderator or Admin); same as stackUserType.")
 	userType["canonicalValues"] = []any{"Registered", "Moderator", "Admin"}
 	password := attribute("password", "string", "Accepted and discarded: never stored or returned.", false, false, "writeOnly", "never", "none")
-	groups := attribute("groups", "complex", "Groups are not supported; always empty.", true, false, "readOnly", "default", "none",
+	groups := attribute("groups", "complex", "The groups the user belongs to (read-only; change membership through /Groups).", true, false, "readOnly", "default", "none",
 		str("value", "Group id."), str("display", "Group name."))
 	attrs := []attrDef{
 		id, ext,
@@ -98,10 +98,19 @@ func Schemas(baseURL string) []map[string]any {
 		attribute("manager", "complex", "The user's manager.", false, false, "readWrite", "default", "none",
 			str("value", "SCIM id of the manager."), str("displayName", "Manager's display name.")),
 	}
+	groupID := attribute("id", "string", "Server-assigned, stable identifier (the StackGroup's name).", false, false, "readOnly", "always", "server")
+	groupID["caseExact"] = true
+	groupExt := str("externalId", "The identity provider's identifier for the group.")
+	groupExt["caseExact"] = true
+	memberValue := attribute("value", "string", "The id of a user of this tenant.", false, true, "immutable", "default", "none")
+	memberValue["caseExact"] = true
 	group := []any{
-		attribute("displayName", "string", "Group name.", false, true, "readWrite", "default", "none"),
-		attribute("members", "complex", "Group members.", true, false, "readWrite", "default", "none",
-			str("value", "Member id."), str("display", "Member name.")),
+		groupID, groupExt,
+		attribute("displayName", "string", "Group name; unique in the tenant regardless of case. ScimSettings spec.groupRoles maps it to a role.", false, true, "readWrite", "default", "server"),
+		attribute("members", "complex", "The group's members: users only (no nested groups).", true, false, "readWrite", "default", "none",
+			memberValue, attribute("display", "string", "The member's name.", false, false, "readOnly", "default", "none"),
+			attribute("$ref", "reference", "URI of the member.", false, false, "immutable", "default", "none"),
+			attribute("type", "string", "Always User.", false, false, "immutable", "default", "none")),
 	}
 	mk := func(id, name, desc string, attrs []any) map[string]any {
 		return map[string]any{
@@ -117,7 +126,7 @@ func Schemas(baseURL string) []map[string]any {
 		mk(SchemaUser, "User", "User account", userAttributes()),
 		mk(SchemaEnterprise, "EnterpriseUser", "Enterprise user", enterprise),
 		mk(SchemaStack, "StackUser", "Stack Internal Enterprise attributes: stackUserType is the user's role on the site.", []any{roleAttr()}),
-		mk(SchemaGroup, "Group", "Group (not supported: lists are always empty)", group),
+		mk(SchemaGroup, "Group", "Group (Okta Push Groups, Entra group provisioning); the site receives no groups", group),
 	}
 }
 
@@ -142,7 +151,7 @@ func ResourceTypes(baseURL string) []map[string]any {
 			"id":          "Group",
 			"name":        "Group",
 			"endpoint":    "/Groups",
-			"description": "Group (not supported: lists are always empty)",
+			"description": "Group (Okta Push Groups, Entra group provisioning); the site receives no groups",
 			"schema":      SchemaGroup,
 			"meta":        meta("ResourceType", baseURL+"/ResourceTypes/Group"),
 		},

@@ -96,7 +96,7 @@ func TestEntraQuirks(t *testing.T) {
 	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%v", doc)
 	g.Expect(*tn.user(g, id).Spec.Role).To(Equal(scimv1.RoleRegistered))
 
-	// Groups are not supported: member removal answers 404 with a SCIM error.
+	// Member removal from a group that does not exist answers 404 with a SCIM error.
 	resp, body := tn.do("PATCH", "/Groups/g1", entraPatch(map[string]any{"op": "Remove", "path": "members", "value": []any{map[string]any{"value": id}}}))
 	expectError(g, resp, body, http.StatusNotFound, "")
 	resp, body = tn.do("GET", "/Groups?excludedAttributes=members&filter="+url.QueryEscape(`displayName eq "x"`), nil)

@@ -86,8 +86,8 @@ func TestRFCErrors(t *testing.T) {
 	expectError(g, resp, body, http.StatusNotImplemented, "")
 	resp, body = tn.do("DELETE", "/Users", nil)
 	expectError(g, resp, body, http.StatusMethodNotAllowed, "")
-	resp, body = tn.do("POST", "/Groups", `{"displayName":"g"}`)
-	expectError(g, resp, body, http.StatusNotImplemented, "")
+	resp, body = tn.do("POST", "/Groups", `{"displayName":""}`)
+	expectError(g, resp, body, http.StatusBadRequest, "invalidValue")
 
 	// Unknown tenant.
 	resp2, err := http.Get(startServer(t) + "/scim/v2/nope/nothing/Users")

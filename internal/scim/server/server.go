@@ -124,7 +124,7 @@ func (s *Server) NeedLeaderElection() bool { return false }
 // requests, and writes tenant status until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
 	if s.opts.Cache != nil {
-		for _, obj := range []client.Object{&scimv1.ScimSettings{}, &corev1.Secret{}} {
+		for _, obj := range []client.Object{&scimv1.ScimSettings{}, &corev1.Secret{}, &scimv1.StackGroup{}} {
 			if _, err := s.opts.Cache.GetInformer(ctx, obj); err != nil {
 				return fmt.Errorf("starting informer for %T: %w", obj, err)
 			}

@@ -13,6 +13,7 @@ import (
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=scimsettings,verbs=get;list;watch
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackgroups,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=scimsettings/status,verbs=get;patch
 // +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

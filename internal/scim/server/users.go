@@ -74,7 +74,7 @@ func (s *Server) writeUser(q *request, status int, u *scimv1.StackUser) {
 	if status == http.StatusCreated {
 		q.w.Header().Set("Location", loc)
 	}
-	writeJSON(q.w, q.r, status, s.project(q, resource.ToSCIM(u, loc)))
+	writeJSON(q.w, q.r, status, s.project(q, s.withGroups(q, u, resource.ToSCIM(u, loc))))
 }
 
 func notFound(id string) error {
@@ -665,7 +665,7 @@ func (s *Server) listUsers(q *request) {
 		if gone {
 			continue
 		}
-		docs = append(docs, s.project(q, resource.ToSCIM(u, s.location(q, u.Name))))
+		docs = append(docs, s.project(q, s.withGroups(q, u, resource.ToSCIM(u, s.location(q, u.Name)))))
 	}
 	writeJSON(q.w, q.r, http.StatusOK, listResponse(total, p.startIndex, docs))
 }
