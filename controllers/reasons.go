@@ -41,6 +41,15 @@ const (
 	ReasonDriftCorrected = "DriftCorrected"
 	// ReasonNoDrift: the site matches what the operator last wrote.
 	ReasonNoDrift = "NoDrift"
+	// ReasonOffboardingBlocked: a deleted StackUser's tenant or site token is gone, so
+	// its site user cannot be deactivated; the finalizer stays.
+	ReasonOffboardingBlocked = "OffboardingBlocked"
+	// ReasonOffboardingSkipped: a deleted StackUser was released without touching the
+	// site because of scimv1.SkipOffboardingAnnotation.
+	ReasonOffboardingSkipped = "OffboardingSkipped"
+	// ReasonDuplicateUserName: an older StackUser of the tenant has the same userName and
+	// owns the site account.
+	ReasonDuplicateUserName = "DuplicateUserName"
 )
 
 // Audit actions of site-side entries.

@@ -3,15 +3,15 @@ package controllers
 import (
 	"context"
 	"encoding/json"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/util/retry"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,6 +24,7 @@ import (
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/site"
+	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // ResyncReconciler reads each tenant's site back every resyncPeriod, in pages of 100
@@ -36,6 +37,8 @@ type ResyncReconciler struct {
 	// Sites hands out one rate-limited client per tenant (shared with the StackUser
 	// reconciler, so both stay within the tenant's limit).
 	Sites *site.Clients
+	// Tenants reads tenants and their Secrets (internal/tenant.Reader); Client when nil.
+	Tenants client.Reader
 	// Enqueue receives the StackUsers to reconcile.
 	Enqueue chan<- event.GenericEvent
 	// Jitter spreads each period by up to ±Jitter (a fraction, default 0.1).
@@ -67,14 +70,14 @@ func (r *ResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			return ctrl.Result{RequeueAfter: r.spread(due.Sub(now))}, nil
 		}
 	}
-	t, err := loadTenant(ctx, r.Client, r.Sites, req.Namespace, req.Name)
-	if te, ok := asTenantError(err); ok {
+	t, te, err := loadTenant(ctx, tenantReader(r.Tenants, r.Client), r.Sites, req.Namespace, req.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if te != nil {
 		// The StackUsers carry the reason in their conditions; a fix re-triggers us.
 		log.V(1).Info("tenant not usable, resync postponed", "reason", te.reason)
 		return ctrl.Result{RequeueAfter: r.spread(period)}, nil
-	}
-	if err != nil {
-		return ctrl.Result{}, err
 	}
 	siteOnly, err := r.resync(ctx, t)
 	if err != nil {
@@ -237,20 +240,10 @@ func (r *ResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("resync").
 		For(&scimv1.ScimSettings{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.settingsOfSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.settingsOfSecret)).
 		Complete(r)
 }
 
 func (r *ResyncReconciler) settingsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var list scimv1.ScimSettingsList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.SettingsSecret: o.GetName()}); err != nil {
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		if list.Items[i].Spec.Site.TokenSecretRef.Name == o.GetName() {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return out
+	return secretTenants(ctx, r.Client, o, scimtenant.SiteSecret)
 }

@@ -37,6 +37,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/index"
+	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // Reasons of the ScimSettings conditions (CredentialsValid, SiteReachable, Ready).
@@ -63,6 +64,9 @@ const (
 	SettingsReasonBasePathConflict = "BasePathConflict"
 	// SettingsReasonDisabled: spec.enabled is false.
 	SettingsReasonDisabled = "Disabled"
+	// SettingsReasonSpecInvalid: a spec field stored before the schema checked it cannot
+	// be decoded (e.g. resyncPeriod: 1d); its default applies until it is fixed.
+	SettingsReasonSpecInvalid = "SpecInvalid"
 	// SettingsReasonAvailable: the tenant serves SCIM and reaches its site.
 	SettingsReasonAvailable = "Available"
 )
@@ -82,6 +86,8 @@ const (
 type ScimSettingsReconciler struct {
 	// Client should be the manager's cached client.
 	Client client.Client
+	// Tenants reads tenants and their Secrets (internal/tenant.Reader); Client when nil.
+	Tenants client.Reader
 	// Cache, when set, is the manager's cache: users are counted in its index without
 	// copying them. Without it they are listed through Client.
 	Cache cache.Cache
@@ -169,104 +175,48 @@ func (st *tenantState) requeueWithin(d time.Duration) {
 	}
 }
 
-// settingsTokenRef is one Secret key the tenant needs.
-type settingsTokenRef struct {
-	what, secret, key string
-	optional          bool
-}
-
-// checkCredentials reads every referenced token. A missing nextKey is reported in the
-// message but does not fail the check: the current key alone still authenticates, and an
-// admin finishing a rotation may drop it from the Secret before removing spec.nextKey.
+// checkCredentials reads every referenced token through internal/tenant. A missing
+// nextKey is reported in the message but does not fail the check: the current key alone
+// still authenticates, and an admin finishing a rotation may drop it from the Secret
+// before removing spec.nextKey.
 func (r *ScimSettingsReconciler) checkCredentials(ctx context.Context, s *scimv1.ScimSettings, st *tenantState) error {
-	bearer := s.Spec.BearerTokenSecretRef
-	site := s.Spec.Site.TokenSecretRef
-	refs := []settingsTokenRef{{what: "bearer token", secret: bearer.Name, key: secretKeyOrDefault(bearer.Key)}}
-	if bearer.NextKey != "" {
-		refs = append(refs, settingsTokenRef{what: "next bearer token", secret: bearer.Name, key: bearer.NextKey, optional: true})
-	}
-	refs = append(refs, settingsTokenRef{what: "site token", secret: site.Name, key: secretKeyOrDefault(site.Key)})
-
-	var notes []string
-	var failReason, failMessage string
-	for _, ref := range refs {
-		token, reason, message, err := r.readToken(ctx, s.Namespace, ref)
-		if err != nil {
+	_, next, bearerErr := scimtenant.BearerTokens(ctx, r.tenants(), s)
+	siteToken, siteErr := scimtenant.SiteToken(ctx, r.tenants(), s)
+	for _, err := range []error{bearerErr, siteErr} {
+		if _, ok := scimtenant.AsError(err); err != nil && !ok {
 			return err
 		}
-		switch {
-		case reason == "" && ref.what == "site token":
-			st.siteToken = token
-		case reason != "" && ref.optional:
-			notes = append(notes, message+"; only key "+refs[0].key+" is accepted")
-		case reason != "" && failReason == "":
-			failReason, failMessage = reason, message
+	}
+	for _, err := range []error{bearerErr, siteErr} {
+		if te, ok := scimtenant.AsError(err); ok {
+			st.setCondition(s, scimv1.ConditionCredentialsValid, metav1.ConditionFalse, string(te.Problem), te.Message)
+			return nil
 		}
 	}
-	if failReason != "" {
-		st.setCondition(s, scimv1.ConditionCredentialsValid, metav1.ConditionFalse, failReason, failMessage)
-		return nil
-	}
+	st.siteToken = siteToken
 	msg := "bearer token and site token are present"
-	if len(notes) > 0 {
-		msg += "; " + strings.Join(notes, "; ")
+	if next != nil {
+		msg += "; " + next.Message + "; only key " + scimtenant.Key(s.Spec.BearerTokenSecretRef.Key) + " is accepted"
 	}
 	st.setCondition(s, scimv1.ConditionCredentialsValid, metav1.ConditionTrue, SettingsReasonTokensFound, msg)
 	return nil
 }
 
-// readToken returns the trimmed token, or a reason and message saying why it is unusable.
-// Messages name the Secret and key, never the value.
-func (r *ScimSettingsReconciler) readToken(ctx context.Context, namespace string, ref settingsTokenRef) (token, reason, message string, err error) {
-	var secret corev1.Secret
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.secret}, &secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return "", SettingsReasonSecretNotFound, fmt.Sprintf("%s: Secret %q not found", ref.what, ref.secret), nil
-		}
-		return "", "", "", fmt.Errorf("reading Secret %s/%s: %w", namespace, ref.secret, err)
-	}
-	value, ok := secret.Data[ref.key]
-	if !ok {
-		return "", SettingsReasonSecretKeyMissing, fmt.Sprintf("%s: Secret %q has no key %q", ref.what, ref.secret, ref.key), nil
-	}
-	token = strings.TrimSpace(string(value))
-	if token == "" {
-		return "", SettingsReasonTokenEmpty, fmt.Sprintf("%s: key %q of Secret %q is empty", ref.what, ref.key, ref.secret), nil
-	}
-	return token, "", "", nil
-}
-
 // checkBasePath publishes the base path and URL and finds out whether an older tenant
-// already claims the same path; the oldest (creationTimestamp, then namespace/name) wins,
-// so the winner never changes when a newer tenant appears.
+// already claims the same path (internal/tenant decides which one owns it).
 func (r *ScimSettingsReconciler) checkBasePath(ctx context.Context, s *scimv1.ScimSettings, st *tenantState) error {
 	st.basePath = s.EffectiveBasePath()
 	if r.ExternalURL != "" {
 		st.url = strings.TrimRight(r.ExternalURL, "/") + st.basePath
 	}
-	var peers scimv1.ScimSettingsList
-	if err := r.Client.List(ctx, &peers, client.MatchingFields{index.SettingsBasePath: st.basePath}, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing ScimSettings with base path %s: %w", st.basePath, err)
+	owner, err := scimtenant.OwnerOf(ctx, r.Client, st.basePath)
+	if err != nil {
+		return err
 	}
-	var winner *scimv1.ScimSettings
-	for i := range peers.Items {
-		p := &peers.Items[i]
-		if p.UID != s.UID && p.DeletionTimestamp == nil && claimsBasePathEarlier(p, s) &&
-			(winner == nil || claimsBasePathEarlier(p, winner)) {
-			winner = p
-		}
-	}
-	if winner != nil {
-		st.conflictWith = winner.Namespace + "/" + winner.Name
+	if owner != nil && owner.UID != s.UID && scimtenant.ClaimsEarlier(owner, s) {
+		st.conflictWith = owner.Namespace + "/" + owner.Name
 	}
 	return nil
-}
-
-func claimsBasePathEarlier(a, b *scimv1.ScimSettings) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
 }
 
 // checkSite tests the site credentials like Okta's "Test API Credentials": list one user.
@@ -341,6 +291,9 @@ func (r *ScimSettingsReconciler) summarize(s *scimv1.ScimSettings, st *tenantSta
 		status, reason = metav1.ConditionFalse, SettingsReasonBasePathConflict
 		message = fmt.Sprintf("base path %s is already claimed by ScimSettings %s, created earlier; set a different spec.basePath",
 			st.basePath, st.conflictWith)
+	case len(s.SpecProblems()) > 0:
+		status, reason = metav1.ConditionFalse, SettingsReasonSpecInvalid
+		message = strings.Join(s.SpecProblems(), "; ") + "; the tenant keeps serving SCIM, fix the spec"
 	case !s.IsEnabled():
 		status, reason, message = metav1.ConditionFalse, SettingsReasonDisabled, "the SCIM tenant is switched off (spec.enabled is false)"
 	case creds.Status != metav1.ConditionTrue:
@@ -420,26 +373,16 @@ func (r *ScimSettingsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("scimsettings").
 		For(&scimv1.ScimSettings{}, builder.WithPredicates(specChanged)).
 		Watches(&scimv1.ScimSettings{}, r.basePathPeers(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.settingsForSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.settingsForSecret)).
 		Watches(&scimv1.StackUser{}, r.tenantOfUser()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }
 
-// settingsForSecret maps a Secret to the tenants referring to it, through the
-// SettingsSecret index, so a token rotation re-checks only those.
+// settingsForSecret maps a Secret to the tenants referring to it, so a token rotation
+// re-checks only those.
 func (r *ScimSettingsReconciler) settingsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var list scimv1.ScimSettingsList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()),
-		client.MatchingFields{index.SettingsSecret: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "mapping Secret to ScimSettings", "secret", client.ObjectKeyFromObject(o))
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
+	return secretTenants(ctx, r.Client, o, scimtenant.AnySecret)
 }
 
 // basePathPeers re-queues every tenant sharing a base path with one that was created,
@@ -509,6 +452,13 @@ func userRoleOrEmpty(u *scimv1.StackUser) scimv1.Role {
 		return ""
 	}
 	return *u.Spec.Role
+}
+
+func (r *ScimSettingsReconciler) tenants() client.Reader {
+	if r.Tenants != nil {
+		return r.Tenants
+	}
+	return r.Client
 }
 
 func (r *ScimSettingsReconciler) httpClient() *http.Client {
@@ -674,13 +624,6 @@ func (c *probeCache) forget(key types.NamespacedName) {
 func probeFingerprint(url, token string, timeout time.Duration) string {
 	h := sha256.Sum256([]byte(url + "\x00" + token + "\x00" + timeout.String()))
 	return hex.EncodeToString(h[:])
-}
-
-func secretKeyOrDefault(k string) string {
-	if k == "" {
-		return "token"
-	}
-	return k
 }
 
 func jsonNullIfEmpty(s string) any {

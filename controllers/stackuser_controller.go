@@ -28,6 +28,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/audit"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/site"
+	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // StackUserReconciler enforces a StackUser on its tenant's site: it links (or creates) the
@@ -40,6 +41,8 @@ type StackUserReconciler struct {
 	Audit *audit.Recorder
 	// Sites hands out one rate-limited client per tenant.
 	Sites *site.Clients
+	// Tenants reads tenants and their Secrets (internal/tenant.Reader); Client when nil.
+	Tenants client.Reader
 	// Resync delivers users the periodic resync found out of line with the site.
 	Resync <-chan event.GenericEvent
 	// MinBackoff and MaxBackoff bound the requeue delay after site failures.
@@ -109,6 +112,7 @@ func (r *StackUserReconciler) phases() []phase {
 	return []phase{
 		r.ensureFinalizer,
 		r.loadTenant,
+		r.checkUserName,
 		r.linkSiteUser,
 		r.planActive,
 		r.planRole,
@@ -305,18 +309,17 @@ func (r *StackUserReconciler) ensureFinalizer(ctx context.Context, s *scope) err
 
 // loadTenant reads the ScimSettings and the site token.
 func (r *StackUserReconciler) loadTenant(ctx context.Context, s *scope) error {
-	t, err := loadTenant(ctx, r.Client, r.Sites, s.user.Namespace, s.user.Spec.SettingsRef.Name)
-	if te, ok := asTenantError(err); ok {
-		if t != nil {
-			s.tenant = t
-		}
-		r.fail(s, te.reason, te.message, 0)
-		return nil
-	}
+	t, te, err := loadTenant(ctx, tenantReader(r.Tenants, r.Client), r.Sites, s.user.Namespace, s.user.Spec.SettingsRef.Name)
 	if err != nil {
 		return err
 	}
-	s.tenant = t
+	if t != nil {
+		s.tenant = t
+	}
+	if te != nil {
+		r.fail(s, te.reason, te.message, 0)
+		return nil
+	}
 	if !t.settings.IsEnabled() {
 		// SCIM is switched off for the tenant, as on the site's own settings page: nothing
 		// goes to the site until it is on again (the ScimSettings watch re-queues us).
@@ -324,6 +327,24 @@ func (r *StackUserReconciler) loadTenant(ctx context.Context, s *scope) error {
 			Message: fmt.Sprintf("ScimSettings %q has enabled: false; the site is not changed until it is enabled", t.settings.Name)}
 		s.failed, s.done = true, true
 	}
+	return nil
+}
+
+// checkUserName stops a StackUser whose userName an older StackUser of the tenant owns
+// (two made with kubectl, which the SCIM server's uniqueness check does not see): the
+// older one wins, so the two never fight over one site account.
+func (r *StackUserReconciler) checkUserName(ctx context.Context, s *scope) error {
+	var same scimv1.StackUserList
+	if err := r.List(ctx, &same, client.InNamespace(s.user.Namespace),
+		client.MatchingFields{index.UserNameLower: index.UserNameKey(s.user.Spec.SettingsRef.Name, s.user.Spec.UserName)}); err != nil {
+		return err
+	}
+	owner := scimtenant.UserNameOwner(same.Items)
+	if owner == nil || owner.UID == s.user.UID {
+		return nil
+	}
+	r.fail(s, ReasonDuplicateUserName, fmt.Sprintf("StackUser %q, created earlier, has userName %q in this tenant and owns its site account; this one is not synced until the other is deleted or the userName changes",
+		owner.Name, owner.Spec.UserName), r.SignInWait)
 	return nil
 }
 
@@ -346,7 +367,7 @@ func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged()))).
 		Watches(&scimv1.ScimSettings{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSettings),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{}, userSettingsChanged())).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSecret)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
 	if r.Resync != nil {
 		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
@@ -389,6 +410,11 @@ func deletionOrFinalizerChanged() predicate.Funcs {
 			if e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero() {
 				return true
 			}
+			// The offboarding escape hatch set on a user whose deletion is blocked.
+			if !e.ObjectNew.GetDeletionTimestamp().IsZero() &&
+				e.ObjectOld.GetAnnotations()[scimv1.SkipOffboardingAnnotation] != e.ObjectNew.GetAnnotations()[scimv1.SkipOffboardingAnnotation] {
+				return true
+			}
 			return e.ObjectNew.GetDeletionTimestamp().IsZero() &&
 				controllerutil.ContainsFinalizer(e.ObjectOld, scimv1.Finalizer) &&
 				!controllerutil.ContainsFinalizer(e.ObjectNew, scimv1.Finalizer)
@@ -401,19 +427,11 @@ func (r *StackUserReconciler) usersOfSettings(ctx context.Context, o client.Obje
 	return tenantUsers(ctx, r.Client, o.GetNamespace(), o.GetName())
 }
 
-// usersOfSecret maps a site token Secret to the StackUsers of every ScimSettings using it.
+// usersOfSecret maps a site token Secret to the StackUsers of every tenant using it.
 func (r *StackUserReconciler) usersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var settings scimv1.ScimSettingsList
-	if err := r.List(ctx, &settings, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.SettingsSecret: o.GetName()}); err != nil {
-		logf.FromContext(ctx).Error(err, "listing ScimSettings of a Secret")
-		return nil
-	}
 	var out []reconcile.Request
-	for i := range settings.Items {
-		// The index also holds the IdP bearer token Secret, which does not concern the site.
-		if settings.Items[i].Spec.Site.TokenSecretRef.Name == o.GetName() {
-			out = append(out, tenantUsers(ctx, r.Client, o.GetNamespace(), settings.Items[i].Name)...)
-		}
+	for _, t := range secretTenants(ctx, r.Client, o, scimtenant.SiteSecret) {
+		out = append(out, tenantUsers(ctx, r.Client, t.Namespace, t.Name)...)
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/audit"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/site"
+	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // linkSiteUser finds the StackUser's site user: by status.siteId, else by externalId,
@@ -114,8 +115,10 @@ func (r *StackUserReconciler) siteIDOwner(ctx context.Context, s *scope, siteID 
 		client.MatchingFields{index.UserSiteID: index.Key(s.user.Spec.SettingsRef.Name, siteID)}); err != nil {
 		return "", err
 	}
-	for _, u := range users.Items {
-		if u.Name != s.user.Name {
+	for i := range users.Items {
+		u := &users.Items[i]
+		// A younger StackUser with the same userName never owns the account (checkUserName).
+		if u.Name != s.user.Name && !(strings.EqualFold(u.Spec.UserName, s.user.Spec.UserName) && scimtenant.OwnsUserNameBefore(s.user, u)) {
 			return u.Name, nil
 		}
 	}

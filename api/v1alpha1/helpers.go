@@ -69,3 +69,13 @@ func (s *ScimSettings) PromotionAllowed(from, to Role) bool {
 
 // IsActive reports whether the user should be able to sign in (active defaults to true).
 func (u *StackUser) IsActive() bool { return u.Spec.Active == nil || *u.Spec.Active }
+
+// SecretNames lists the Secrets the tenant refers to: the IdP bearer token Secret, then
+// the site token Secret when it is another one.
+func (s *ScimSettings) SecretNames() []string {
+	names := []string{s.Spec.BearerTokenSecretRef.Name}
+	if n := s.Spec.Site.TokenSecretRef.Name; n != names[0] {
+		names = append(names, n)
+	}
+	return names
+}

@@ -67,8 +67,10 @@ type MultiValuedAttribute struct {
 // repository) describes it.
 // +kubebuilder:validation:XValidation:rule="!has(self.emails) || self.emails.filter(e, has(e.primary) && e.primary).size() <= 1",message="at most one email may be primary"
 type StackUserSpec struct {
-	// settingsRef names the ScimSettings (SCIM tenant and downstream site) this user belongs to.
+	// settingsRef names the ScimSettings (SCIM tenant and downstream site) this user belongs
+	// to. It cannot be changed: status.siteId is an account of that tenant's site.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="settingsRef is immutable: create a new StackUser for another tenant"
 	SettingsRef SettingsReference `json:"settingsRef"`
 
 	// userName is the unique identifier the user signs in with (the SAML user identifier,
@@ -354,9 +356,10 @@ type StackUserStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// history is the audit trail of this user, newest first, bounded by the tenant's
-	// historyLimit.
+	// historyLimit and by size (the oldest entries go first).
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=200
 	History []AuditEntry `json:"history,omitempty"`
 }
 

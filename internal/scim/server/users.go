@@ -31,6 +31,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/scim/resource"
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
 	"github.com/stackscim/stack-scim-operator/internal/scim/userview"
+	"github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // NameFor is the object name a SCIM POST gives a user: a hash of tenant and lower-cased
@@ -634,6 +635,8 @@ func (s *Server) listUsers(q *request) {
 			}
 			hits = append(hits, u)
 		}
+		// Two StackUsers made with kubectl may share a userName: only its owner is listed.
+		hits = tenant.DistinctUserNames(hits)
 		total = len(hits)
 		if from < total && p.count > 0 {
 			page = hits[from:min(from+p.count, total)]
