@@ -8,6 +8,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 )
 
 var operatorActor = scimv1.Actor{Kind: scimv1.ActorOperator, Name: controllerName}
@@ -45,7 +46,7 @@ func specActor(u *scimv1.StackUser) scimv1.Actor {
 		if latest == nil {
 			return operatorActor
 		}
-		return scimv1.Actor{Kind: scimv1.ActorGitOps, Name: clip(latest.Manager, 256)}
+		return scimv1.Actor{Kind: scimv1.ActorGitOps, Name: clip.Prefix(latest.Manager, 256)}
 	}
 	a := scimv1.Actor{Kind: scimv1.ActorIdentityProvider, Name: u.Spec.SettingsRef.Name}
 	if hasInfo {
@@ -55,18 +56,11 @@ func specActor(u *scimv1.StackUser) scimv1.Actor {
 		a.UserAgent = info.UserAgent
 		a.RequestID = info.RequestID
 	}
-	a.Name, a.UserAgent, a.RequestID = clip(a.Name, 256), clip(a.UserAgent, 256), clip(a.RequestID, 128)
+	a.Name, a.UserAgent, a.RequestID = clip.Prefix(a.Name, 256), clip.Prefix(a.UserAgent, 256), clip.Prefix(a.RequestID, 128)
 	return a
 }
 
 // newer reports whether managedFields entry e is at least as recent as cur.
 func newer(e, cur *metav1.ManagedFieldsEntry) bool {
 	return cur == nil || e.Time == nil || cur.Time == nil || !e.Time.Before(cur.Time)
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

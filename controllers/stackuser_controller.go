@@ -26,6 +26,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/site"
 	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
@@ -176,6 +177,8 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	gen := u.Generation
 	set := func(c *metav1.Condition) {
 		if c != nil {
+			// Messages quote the site; the API server caps them at 32 KiB.
+			c.Message = clip.String(c.Message, maxConditionMessage)
 			c.ObservedGeneration = gen
 			meta.SetStatusCondition(&u.Status.Conditions, *c)
 		}
@@ -259,6 +262,9 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	}
 	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
 }
+
+// maxConditionMessage bounds a condition message.
+const maxConditionMessage = 2048
 
 // conflictRetry is how soon a reconcile whose status patch lost a race runs again.
 const conflictRetry = 100 * time.Millisecond

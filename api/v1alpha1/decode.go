@@ -3,10 +3,11 @@ package v1alpha1
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sjson "sigs.k8s.io/json"
+
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 )
 
 // Durations are decoded leniently: an object stored before the schema checked them (for
@@ -60,20 +61,10 @@ func lenientDuration(raw rawField, field string, problems *[]string) *metav1.Dur
 	var d metav1.Duration
 	if err := d.UnmarshalJSON(raw); err != nil {
 		*problems = append(*problems, fmt.Sprintf("%s %s is not a duration such as 30s, 10m or 24h (%v); its default applies",
-			field, clipText(strings.TrimSpace(string(raw)), 64), err))
+			field, clip.String(strings.TrimSpace(string(raw)), 64), err))
 		return nil
 	}
 	return &d
-}
-
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // SpecProblems lists the fields of the spec that could not be decoded.

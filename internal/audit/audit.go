@@ -82,7 +82,6 @@ func sanitize(e scimv1.AuditEntry) scimv1.AuditEntry {
 
 func truncate(s string) string { return clipValue(s, maxValue) }
 
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // conflictBackoff outlasts a burst of spec writes to one user (a PATCH storm from the IdP)
 // while a history append waits its turn; client-go's default gives up after 4.

@@ -27,6 +27,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
 	"github.com/stackscim/stack-scim-operator/internal/scim/userview"
 	"github.com/stackscim/stack-scim-operator/internal/tenant"
@@ -290,15 +291,7 @@ func (s *Server) record(q *request, reason string) scimv1.RequestRecord {
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
-}
+func truncate(s string, n int) string { return clip.Prefix(s, n) }
 
 func remoteAddr(r *http.Request) string {
 	if f := r.Header.Get("X-Forwarded-For"); f != "" {
