@@ -569,11 +569,12 @@ func siteSays(body []byte) string {
 type probeCache struct {
 	mu      sync.Mutex
 	entries map[types.NamespacedName]*probeEntry
+	// failures backs failed probes off (the reconcilers' retry policy).
+	failures *retryPolicy
 }
 
 type probeEntry struct {
 	fingerprint string
-	failures    int
 	result      probeResult
 }
 
@@ -595,19 +596,22 @@ func (c *probeCache) store(key types.NamespacedName, fp string, res probeResult,
 	if c.entries == nil {
 		c.entries = map[types.NamespacedName]*probeEntry{}
 	}
+	if c.failures == nil {
+		c.failures = newRetryPolicy(firstProbeBackoff, time.Hour)
+	}
 	e := c.entries[key]
 	if e == nil || e.fingerprint != fp {
+		// A changed URL, token or timeout starts afresh.
 		e = &probeEntry{fingerprint: fp}
 		c.entries[key] = e
+		c.failures.reset(key)
 	}
 	wait := interval
 	if res.status == metav1.ConditionTrue {
-		e.failures = 0
+		c.failures.reset(key)
 		wait = interval - time.Duration(rand.Int64N(int64(interval/10)+1))
 	} else {
-		e.failures++
-		wait = firstProbeBackoff << min(e.failures-1, 10)
-		wait = min(wait, interval)
+		wait = min(c.failures.next(key, 0), interval)
 	}
 	res.nextAt = now.Add(wait)
 	e.result = res
@@ -618,6 +622,9 @@ func (c *probeCache) forget(key types.NamespacedName) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, key)
+	if c.failures != nil {
+		c.failures.reset(key)
+	}
 }
 
 // probeFingerprint identifies what a probe depends on; the token enters only as a hash.

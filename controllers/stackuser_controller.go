@@ -54,7 +54,7 @@ type StackUserReconciler struct {
 	// MaxConcurrentReconciles bounds parallel reconciles (default 32).
 	MaxConcurrentReconciles int
 
-	backoff *backoff
+	retry *retryPolicy
 	// siteIDs remembers the site id last stored per StackUser (and its UID), because the
 	// cache can lag behind the status patch and a relink would record a second Link.
 	siteIDs sync.Map
@@ -136,7 +136,7 @@ func (r *StackUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	user := &scimv1.StackUser{}
 	if err := r.Get(ctx, req.NamespacedName, user); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.backoff.reset(req.NamespacedName)
+			r.retry.reset(req.NamespacedName)
 			r.siteIDs.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -161,7 +161,7 @@ func (r *StackUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 func (r *StackUserReconciler) fail(s *scope, reason, message string, floor time.Duration) {
 	s.synced = &metav1.Condition{Type: scimv1.ConditionSynced, Status: metav1.ConditionFalse, Reason: reason, Message: message}
 	s.failed, s.done = true, true
-	s.requeueAfter = r.backoff.next(s.key, floor)
+	s.requeueAfter = r.retry.next(s.key, floor)
 }
 
 // siteFailure stops the reconcile after a failed site request.
@@ -195,7 +195,7 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	}
 	if err == nil && !s.failed {
 		u.Status.ObservedGeneration = gen
-		r.backoff.reset(s.key)
+		r.retry.reset(s.key)
 	}
 	if s.after != nil {
 		u.Status.Site = observe(s.after, s.now)
@@ -358,8 +358,8 @@ func (r *StackUserReconciler) checkUserName(ctx context.Context, s *scope) error
 // finalizer trigger it (not its own status writes); so do changes to the tenant's
 // ScimSettings spec or site token Secret, and the periodic resync.
 func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.backoff == nil {
-		r.backoff = newBackoff(r.MinBackoff, r.MaxBackoff)
+	if r.retry == nil {
+		r.retry = newRetryPolicy(r.MinBackoff, r.MaxBackoff)
 	}
 	if r.SignInWait <= 0 {
 		r.SignInWait = 2 * time.Minute

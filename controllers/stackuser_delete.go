@@ -173,7 +173,7 @@ func (r *StackUserReconciler) release(ctx context.Context, s *scope) error {
 	base := s.user.DeepCopy()
 	controllerutil.RemoveFinalizer(s.user, scimv1.Finalizer)
 	err := r.Patch(ctx, s.user, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-	r.backoff.reset(s.key)
+	r.retry.reset(s.key)
 	r.siteIDs.Delete(s.key)
 	return client.IgnoreNotFound(err)
 }
