@@ -219,6 +219,9 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	if u.Status.Site != nil {
 		fields["site"] = u.Status.Site
 	}
+	if u.Status.Drift != nil || s.orig.Status.Drift != nil {
+		fields["drift"] = append([]scimv1.DriftedField{}, u.Status.Drift...)
+	}
 	patchErr := r.Status().Patch(ctx, u, audit.NewStatusPatch(s.orig, limit, fields, append(pending, s.entries...)...))
 	switch {
 	case patchErr == nil:

@@ -335,6 +335,27 @@ type AuditEntry struct {
 	Message string `json:"message,omitempty"`
 }
 
+// DriftedField is one attribute changed by hand on the site and not put back (driftPolicy
+// Report, or a correction still to come).
+type DriftedField struct {
+	// field is the attribute's path, e.g. "role", "active", "title".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Field string `json:"field"`
+	// siteValue is what the site shows.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	SiteValue string `json:"siteValue,omitempty"`
+	// wantedValue is what the StackUser asks for.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	WantedValue string `json:"wantedValue,omitempty"`
+	// since is when this drift was first seen.
+	// +required
+	Since metav1.Time `json:"since"`
+}
+
 // StackUserStatus is the observed state of a StackUser.
 type StackUserStatus struct {
 	// conditions: Ready, Synced, RoleChangeBlocked and Drifted.
@@ -354,6 +375,14 @@ type StackUserStatus struct {
 	// observedGeneration is the spec generation the site was last brought in line with.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// drift lists the fields changed by hand on the site and not put back; the Drifted
+	// condition sums it up.
+	// +optional
+	// +listType=map
+	// +listMapKey=field
+	// +kubebuilder:validation:MaxItems=32
+	Drift []DriftedField `json:"drift,omitempty"`
 
 	// history is the audit trail of this user, newest first, bounded by the tenant's
 	// historyLimit and by size (the oldest entries go first).
