@@ -52,6 +52,37 @@ const (
 	ReasonDuplicateUserName = "DuplicateUserName"
 )
 
+// Reasons of the ScimSettings conditions (CredentialsValid, SiteReachable, Ready).
+const (
+	// SettingsReasonSecretNotFound: a referenced Secret does not exist.
+	SettingsReasonSecretNotFound = "SecretNotFound"
+	// SettingsReasonSecretKeyMissing: a referenced Secret lacks the referenced key.
+	SettingsReasonSecretKeyMissing = "SecretKeyMissing"
+	// SettingsReasonTokenEmpty: a referenced key holds only whitespace.
+	SettingsReasonTokenEmpty = "TokenEmpty"
+	// SettingsReasonTokensFound: every referenced token is present.
+	SettingsReasonTokensFound = "TokensFound"
+	// SettingsReasonCredentialsInvalid: the site cannot be tested because its token is unusable.
+	SettingsReasonCredentialsInvalid = "CredentialsInvalid"
+	// SettingsReasonSiteAnswered: the site listed users with the configured token.
+	SettingsReasonSiteAnswered = "SiteAnswered"
+	// SettingsReasonSiteUnreachable: no HTTP answer (DNS, connection, TLS, timeout).
+	SettingsReasonSiteUnreachable = "SiteUnreachable"
+	// SettingsReasonSiteUnauthorized: the site rejected the token (401 or 403).
+	SettingsReasonSiteUnauthorized = "SiteUnauthorized"
+	// SettingsReasonSiteError: the site answered, but not with a SCIM user list.
+	SettingsReasonSiteError = "SiteError"
+	// SettingsReasonBasePathConflict: an older ScimSettings already claims the same base path.
+	SettingsReasonBasePathConflict = "BasePathConflict"
+	// SettingsReasonDisabled: spec.enabled is false.
+	SettingsReasonDisabled = "Disabled"
+	// SettingsReasonSpecInvalid: a spec field stored before the schema checked it cannot
+	// be decoded (e.g. resyncPeriod: 1d); its default applies until it is fixed.
+	SettingsReasonSpecInvalid = "SpecInvalid"
+	// SettingsReasonAvailable: the tenant serves SCIM and reaches its site.
+	SettingsReasonAvailable = "Available"
+)
+
 // Audit actions of site-side entries.
 const (
 	ActionLink       = "Link"

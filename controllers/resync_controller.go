@@ -7,11 +7,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -202,41 +200,24 @@ func needsSync(u *scimv1.StackUser, settings *scimv1.ScimSettings, su *site.User
 	return false
 }
 
-// recordStatus writes only status.users.siteOnly and status.lastResyncTime with a JSON merge
-// patch, leaving the fields other controllers own alone. users.total and users.active are
-// required once users exists, so when this creates users it sends zeros under an
-// optimistic lock, never overwriting counts written meanwhile.
+// recordStatus writes only status.users.siteOnly and status.lastResyncTime, the fields the
+// resync owns, with a JSON merge patch and no lock: no other writer touches them, so it
+// neither conflicts nor overwrites.
 func (r *ResyncReconciler) recordStatus(ctx context.Context, settings *scimv1.ScimSettings, siteOnly int32) error {
-	now := metav1.Now()
-	// Only the first write (no users yet) needs the lock; a conflict there means the
-	// ScimSettings reconciler wrote first, so retry on a fresh copy rather than redo the
-	// whole resync.
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		status := map[string]any{"lastResyncTime": now}
-		body := map[string]any{"status": status}
-		if settings.Status.Users == nil {
-			status["users"] = map[string]any{"siteOnly": siteOnly, "total": 0, "active": 0}
-			body["metadata"] = map[string]any{"resourceVersion": settings.ResourceVersion}
-		} else {
-			status["users"] = map[string]any{"siteOnly": siteOnly}
-		}
-		data, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		err = r.Status().Patch(ctx, settings, client.RawPatch(types.MergePatchType, data))
-		if apierrors.IsConflict(err) {
-			if gerr := r.Get(ctx, client.ObjectKeyFromObject(settings), settings); gerr != nil {
-				return gerr
-			}
-		}
+	data, err := json.Marshal(map[string]any{"status": map[string]any{
+		"lastResyncTime": metav1.Now(),
+		"users":          map[string]any{"siteOnly": siteOnly},
+	}})
+	if err != nil {
 		return err
-	})
+	}
+	return r.Status().Patch(ctx, settings, client.RawPatch(types.MergePatchType, data))
 }
 
 // SetupWithManager registers the resync: it runs per ScimSettings on spec changes (not on
 // status writes) and then on its own schedule; a site token Secret change retries it.
 func (r *ResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.Tenants = defaultTenantReader(r.Tenants, mgr)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("resync").
 		For(&scimv1.ScimSettings{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

@@ -361,6 +361,7 @@ func (r *StackUserReconciler) checkUserName(ctx context.Context, s *scope) error
 // finalizer trigger it (not its own status writes); so do changes to the tenant's
 // ScimSettings spec or site token Secret, and the periodic resync.
 func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.Tenants = defaultTenantReader(r.Tenants, mgr)
 	if r.retry == nil {
 		r.retry = newRetryPolicy(r.MinBackoff, r.MaxBackoff)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -74,6 +75,16 @@ func siteErrorReason(err error) string {
 
 // retryFloor is the least delay before retrying after err (the site's Retry-After).
 func retryFloor(err error) time.Duration { return site.RetryAfter(err) }
+
+// defaultTenantReader is tenants, or a new internal/tenant.Reader on mgr's cache: the
+// Secret watches are metadata-only, so Secret data must be read the way the Reader does,
+// never through a second, full Secret informer that could lag behind the watch.
+func defaultTenantReader(tenants client.Reader, mgr ctrl.Manager) client.Reader {
+	if tenants != nil {
+		return tenants
+	}
+	return scimtenant.NewReader(mgr.GetCache(), mgr.GetAPIReader())
+}
 
 // tenantReader is the reader for tenant loading: tenants when set, else c.
 func tenantReader(tenants, c client.Reader) client.Reader {

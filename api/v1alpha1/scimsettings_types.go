@@ -176,11 +176,15 @@ type ScimSettingsSpec struct {
 	DecodeProblems []string `json:"-"`
 }
 
-// UserCounts counts a tenant's StackUsers.
+// UserCounts counts a tenant's StackUsers. The ScimSettings reconciler writes every count
+// but siteOnly, which the resync writes: one writer per field, so neither overwrites nor
+// conflicts with the other.
 type UserCounts struct {
 	// total is the number of StackUsers of the tenant.
+	// +optional
 	Total int32 `json:"total"`
 	// active is the number of active StackUsers.
+	// +optional
 	Active int32 `json:"active"`
 	// registered is the number of StackUsers whose role is Registered.
 	// +optional
