@@ -82,7 +82,6 @@ func sanitize(e scimv1.AuditEntry) scimv1.AuditEntry {
 
 func truncate(s string) string { return clipValue(s, maxValue) }
 
-
 // conflictBackoff outlasts a burst of spec writes to one user (a PATCH storm from the IdP)
 // while a history append waits its turn; client-go's default gives up after 4.
 var conflictBackoff = wait.Backoff{Steps: 12, Duration: 5 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Cap: time.Second}
