@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"bytes"
-	"encoding/json"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -21,9 +20,7 @@ var driftActor = scimv1.Actor{Kind: scimv1.ActorDriftCorrection, Name: controlle
 // Without a recorded generation, the newest spec manager decides (managedFields times
 // have one-second resolution, so the generation is the better witness).
 func specActor(u *scimv1.StackUser) scimv1.Actor {
-	var info audit.RequestInfo
-	raw := u.Annotations[audit.AnnotationLastSCIMRequest]
-	hasInfo := raw != "" && json.Unmarshal([]byte(raw), &info) == nil
+	info, hasInfo := audit.LastRequest(u)
 	var latest, latestOther *metav1.ManagedFieldsEntry
 	for i := range u.ManagedFields {
 		e := &u.ManagedFields[i]

@@ -1,5 +1,7 @@
 package controllers
 
+import "github.com/stackscim/stack-scim-operator/internal/audit"
+
 // Condition reasons set by the StackUser reconciler. CamelCase, as metav1.Condition asks.
 const (
 	// ReasonSynced: the site shows what the StackUser asks for.
@@ -83,16 +85,16 @@ const (
 	SettingsReasonAvailable = "Available"
 )
 
-// Audit actions of site-side entries.
+// Audit actions of site-side entries: internal/audit's set, shared with the SCIM server.
 const (
-	ActionLink       = "Link"
-	ActionCreate     = "Create"
-	ActionDeactivate = "Deactivate"
-	ActionReactivate = "Reactivate"
-	ActionRoleChange = "RoleChange"
-	ActionUpdate     = "Update"
-	ActionDelete     = "Delete"
-	ActionDrift      = "Drift"
+	ActionLink       = audit.ActionLink
+	ActionCreate     = audit.ActionCreate
+	ActionDeactivate = audit.ActionDeactivate
+	ActionReactivate = audit.ActionReactivate
+	ActionRoleChange = audit.ActionRoleChange
+	ActionUpdate     = audit.ActionUpdate
+	ActionDelete     = audit.ActionDelete
+	ActionDrift      = audit.ActionDrift
 )
 
 // controllerName names the reconciler in audit entries and events.

@@ -224,14 +224,13 @@ func (s *Server) annotate(u *scimv1.StackUser, q *request, e scimv1.AuditEntry, 
 		u.Annotations = map[string]string{}
 	}
 	now := e.Time.UTC()
-	info, _ := json.Marshal(audit.RequestInfo{
+	audit.SetLastRequest(u, audit.RequestInfo{
 		RequestID:  e.Actor.RequestID,
 		UserAgent:  e.Actor.UserAgent,
 		Tenant:     e.Actor.Name,
 		Time:       now.Format(time.RFC3339Nano),
 		Generation: generation,
 	})
-	u.Annotations[audit.AnnotationLastSCIMRequest] = string(info)
 	u.Annotations[audit.AnnotationLastModified] = now.Format(time.RFC3339)
 	audit.AddPending(u, q.settings.EffectiveHistoryLimit(), e)
 }
@@ -279,7 +278,7 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 		},
 		Spec: spec,
 	}
-	entry := s.entry(q, "Create", audit.Diff(nil, audit.Flatten(&u.Spec)))
+	entry := s.entry(q, audit.ActionCreate, audit.Diff(nil, audit.Flatten(&u.Spec)))
 	s.annotate(u, q, entry, 1)
 	err = s.opts.Client.Create(ctx, u, client.FieldOwner(audit.SCIMFieldManager))
 	if apierrors.IsAlreadyExists(err) {
@@ -315,7 +314,7 @@ func (s *Server) replaceUser(q *request) {
 		var spec scimv1.StackUserSpec
 		spec, err = resource.FromSCIM(body, s.userOptions(q))
 		if err == nil {
-			err = s.update(ctx, q, "Replace", func(*scimv1.StackUser) (scimv1.StackUserSpec, error) {
+			err = s.update(ctx, q, audit.ActionReplace, func(*scimv1.StackUser) (scimv1.StackUserSpec, error) {
 				return *spec.DeepCopy(), nil
 			})
 		}
@@ -334,7 +333,7 @@ func (s *Server) patchUser(q *request) {
 		ops, err = patch.Decode(body)
 		if err == nil {
 			schemas := append(append([]string{}, resource.KnownSchemas...), q.settings.Spec.RoleAttributeSchemas...)
-			err = s.update(ctx, q, "Patch", func(cur *scimv1.StackUser) (scimv1.StackUserSpec, error) {
+			err = s.update(ctx, q, audit.ActionPatch, func(cur *scimv1.StackUser) (scimv1.StackUserSpec, error) {
 				before := resource.ToSCIM(cur, "")
 				after, err := patch.Apply(before, ops, patch.Options{Schemas: schemas})
 				if err != nil {
@@ -447,7 +446,7 @@ func (s *Server) doDelete(ctx context.Context, q *request) error {
 		// site-side deactivation is attributed to it and records it. The resourceVersion
 		// keeps a concurrent write's pending entry from being overwritten.
 		info := u.DeepCopy()
-		entry := s.entry(q, "Delete", nil)
+		entry := s.entry(q, audit.ActionDelete, nil)
 		s.annotate(info, q, entry, u.Generation)
 		mp, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 			"resourceVersion": u.ResourceVersion,
