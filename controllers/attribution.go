@@ -24,7 +24,7 @@ func specActor(u *scimv1.StackUser) scimv1.Actor {
 	var latest, latestOther *metav1.ManagedFieldsEntry
 	for i := range u.ManagedFields {
 		e := &u.ManagedFields[i]
-		if e.Subresource != "" || e.FieldsV1 == nil || !bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`)) {
+		if e.Subresource != "" || e.FieldsV1 == nil || !bytes.Contains(e.FieldsV1.GetRawBytes(), []byte(`"f:spec"`)) {
 			continue
 		}
 		if newer(e, latest) {

@@ -14,8 +14,8 @@ import (
 func TestSpecActor_namesTheLatestSpecWriter(t *testing.T) {
 	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	t1 := metav1.NewTime(t0.Add(time.Minute))
-	spec := &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:title":{}}}`)}
-	meta := &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:finalizers":{}}}`)}
+	spec := metav1.NewFieldsV1(`{"f:spec":{"f:title":{}}}`)
+	meta := metav1.NewFieldsV1(`{"f:metadata":{"f:finalizers":{}}}`)
 	req := `{"requestId":"r-1","userAgent":"Okta SCIM Client 1.0.0","tenant":"ns/tenant"}`
 	cases := map[string]struct {
 		fields []metav1.ManagedFieldsEntry

@@ -75,7 +75,7 @@ func TestResync_driftIsReportedOnce(t *testing.T) {
 	u := h.eventuallySynced("rex")
 	g.Expect(h.sim.Edit(u.Status.SiteID, func(su *sitesim.User) { su.Active = false })).To(Succeed())
 
-	u = h.eventually("rex", func(g Gomega, u *scimv1.StackUser) {
+	h.eventually("rex", func(g Gomega, u *scimv1.StackUser) {
 		g.Expect(u).To(haveCondition(scimv1.ConditionDrifted, metav1.ConditionTrue, controllers.ReasonDriftReported))
 		g.Expect(u).To(haveCondition(scimv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonDriftReported))
 	})

@@ -222,7 +222,7 @@ func (c *probeCache) store(key types.NamespacedName, fp string, res probeResult,
 		c.entries[key] = e
 		c.failures.reset(key)
 	}
-	wait := interval
+	var wait time.Duration
 	if res.status == metav1.ConditionTrue {
 		c.failures.reset(key)
 		wait = interval - time.Duration(rand.Int64N(int64(interval/10)+1))

@@ -299,8 +299,11 @@ func (h *harness) readPath() error {
 		err = parallel(cfg.PostUsers, cfg.Concurrency, func(i int) error {
 			name := fmt.Sprintf("post%d-%d@example.com", r, i)
 			code, took, err := call(http.MethodPost, m.scim+"/Users", idpToken, scimUser(name, fmt.Sprintf("post-%d-%d", r, i)), nil)
-			if err != nil || code != http.StatusCreated {
-				return fmt.Errorf("POST %s: %d %v", name, code, err)
+			if err != nil {
+				return fmt.Errorf("POST %s: %w", name, err)
+			}
+			if code != http.StatusCreated {
+				return fmt.Errorf("POST %s: HTTP %d", name, code)
 			}
 			mu.Lock()
 			lat = append(lat, took)

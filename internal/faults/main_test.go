@@ -135,7 +135,10 @@ func boot() (*world, error) {
 	w.stop = func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "faults: the manager stopped with:", err)
+			}
 		case <-time.After(20 * time.Second):
 		}
 		_ = env.Stop()

@@ -297,7 +297,8 @@ func (c *Client) Create(ctx context.Context, u User) (*User, error) {
 	err := c.do(ctx, http.MethodPost, "/users", nil, u.ToWire(), &w)
 	switch StatusCode(err) {
 	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
-		return nil, fmt.Errorf("%w (%v)", ErrCreateUnsupported, err)
+		// Only ErrCreateUnsupported is wrapped: the site's 404 is not a missing user here.
+		return nil, fmt.Errorf("%w (%s)", ErrCreateUnsupported, err.Error())
 	}
 	if err != nil {
 		return nil, err
