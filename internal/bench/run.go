@@ -359,8 +359,11 @@ func (h *harness) readPath() error {
 					TotalResults int `json:"totalResults"`
 				}
 				code, took, err := call(http.MethodGet, m.scim+"/Users?filter="+q+"&startIndex=1&count=100", idpToken, nil, &lr)
-				if err != nil || code != http.StatusOK || lr.TotalResults != 1 {
-					return fmt.Errorf("filter %s: %d, %d results, %v", name, code, lr.TotalResults, err)
+				if err != nil {
+					return fmt.Errorf("filter %s: %w", name, err)
+				}
+				if code != http.StatusOK || lr.TotalResults != 1 {
+					return fmt.Errorf("filter %s: HTTP %d, %d results", name, code, lr.TotalResults)
 				}
 				lat = append(lat, took)
 			}
@@ -423,8 +426,11 @@ func importAll(base string, total int) (time.Duration, error) {
 			Resources    []map[string]any `json:"Resources"`
 		}
 		code, _, err := call(http.MethodGet, fmt.Sprintf("%s/Users?startIndex=%d&count=100", base, startIndex), idpToken, nil, &lr)
-		if err != nil || code != http.StatusOK {
-			return 0, fmt.Errorf("import page %d: %d %v", startIndex, code, err)
+		if err != nil {
+			return 0, fmt.Errorf("import page %d: %w", startIndex, err)
+		}
+		if code != http.StatusOK {
+			return 0, fmt.Errorf("import page %d: HTTP %d", startIndex, code)
 		}
 		seen += len(lr.Resources)
 		if len(lr.Resources) == 0 || seen >= lr.TotalResults {

@@ -30,7 +30,7 @@ func TestTransform_keepsWhoWroteTheSpecAndDropsTheRest(t *testing.T) {
 	g.Expect(got.ManagedFields).To(HaveLen(2))
 	g.Expect(got.ManagedFields[0].Manager).To(Equal("stack-scim-operator-scim"))
 	g.Expect(got.ManagedFields[0].Time).To(Equal(&now))
-	g.Expect(string(got.ManagedFields[0].FieldsV1.Raw)).To(Equal(`{"f:spec":{}}`))
+	g.Expect(string(got.ManagedFields[0].FieldsV1.GetRawBytes())).To(Equal(`{"f:spec":{}}`))
 	g.Expect(got.ManagedFields[1].Subresource).To(Equal("status"))
 	g.Expect(got.ManagedFields[1].FieldsV1).To(BeNil())
 }

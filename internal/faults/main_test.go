@@ -148,7 +148,7 @@ func boot() (*world, error) {
 		w.scimURL = "http://" + a.String()
 	case err := <-done:
 		w.stop()
-		return nil, fmt.Errorf("manager stopped: %v", err)
+		return nil, fmt.Errorf("manager stopped: %w", err)
 	case <-time.After(90 * time.Second):
 		w.stop()
 		return nil, fmt.Errorf("the SCIM listener did not start")
