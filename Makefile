@@ -1,5 +1,5 @@
 # stack-scim-operator. On a fresh machine, `make run-local` and `make test` are all you need:
-# every tool (controller-gen, kube-apiserver, etcd, kubectl) is built from the Go module
+# every tool (controller-gen, kube-apiserver, etcd, kubectl, helm, golangci-lint) is built from the Go module
 # proxy into bin/tools/, keyed by version.
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
@@ -10,6 +10,7 @@ CONTROLLER_GEN := $(shell hack/versions.sh print | sed -n 's/^CONTROLLER_GEN=//p
 export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
 export CONTROLLER_GEN
 HELM := $(shell hack/versions.sh print | sed -n 's/^HELM=//p')
+GOLANGCI_LINT := $(shell hack/versions.sh print | sed -n 's/^GOLANGCI_LINT=//p')
 KUBECTL := $(shell hack/versions.sh print | sed -n 's/^KUBECTL=//p')
 # The manifest tests (internal/manifests) run helm and kubectl from these; they fail, not
 # skip, when make exported the paths and the binaries are missing.
@@ -54,6 +55,13 @@ fmt: ## Run gofmt.
 vet: ## Run go vet.
 	go vet ./...
 
+$(GOLANGCI_LINT):
+	hack/build-tools.sh golangci-lint
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (pinned, config in .golangci.yml).
+	$(GOLANGCI_LINT) run ./...
+
 .PHONY: build
 build: generate ## Build the manager and the site simulator.
 	go build -o bin/manager ./cmd/manager
@@ -62,7 +70,7 @@ build: generate ## Build the manager and the site simulator.
 ##@ Test
 
 .PHONY: test
-test: $(CONTROLLER_GEN) controlplane ## Run the whole test suite (unit, envtest, generated-file checks, short fuzz).
+test: $(CONTROLLER_GEN) controlplane lint ## Run the whole test suite (lint, unit, envtest, generated-file checks, short fuzz).
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...

@@ -2,12 +2,12 @@ package controllers
 
 import (
 	"bytes"
-	"encoding/json"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 )
 
 var operatorActor = scimv1.Actor{Kind: scimv1.ActorOperator, Name: controllerName}
@@ -20,13 +20,11 @@ var driftActor = scimv1.Actor{Kind: scimv1.ActorDriftCorrection, Name: controlle
 // Without a recorded generation, the newest spec manager decides (managedFields times
 // have one-second resolution, so the generation is the better witness).
 func specActor(u *scimv1.StackUser) scimv1.Actor {
-	var info audit.RequestInfo
-	raw := u.Annotations[audit.AnnotationLastSCIMRequest]
-	hasInfo := raw != "" && json.Unmarshal([]byte(raw), &info) == nil
+	info, hasInfo := audit.LastRequest(u)
 	var latest, latestOther *metav1.ManagedFieldsEntry
 	for i := range u.ManagedFields {
 		e := &u.ManagedFields[i]
-		if e.Subresource != "" || e.FieldsV1 == nil || !bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`)) {
+		if e.Subresource != "" || e.FieldsV1 == nil || !bytes.Contains(e.FieldsV1.GetRawBytes(), []byte(`"f:spec"`)) {
 			continue
 		}
 		if newer(e, latest) {
@@ -45,7 +43,7 @@ func specActor(u *scimv1.StackUser) scimv1.Actor {
 		if latest == nil {
 			return operatorActor
 		}
-		return scimv1.Actor{Kind: scimv1.ActorGitOps, Name: clip(latest.Manager, 256)}
+		return scimv1.Actor{Kind: scimv1.ActorGitOps, Name: clip.Prefix(latest.Manager, 256)}
 	}
 	a := scimv1.Actor{Kind: scimv1.ActorIdentityProvider, Name: u.Spec.SettingsRef.Name}
 	if hasInfo {
@@ -55,18 +53,11 @@ func specActor(u *scimv1.StackUser) scimv1.Actor {
 		a.UserAgent = info.UserAgent
 		a.RequestID = info.RequestID
 	}
-	a.Name, a.UserAgent, a.RequestID = clip(a.Name, 256), clip(a.UserAgent, 256), clip(a.RequestID, 128)
+	a.Name, a.UserAgent, a.RequestID = clip.Prefix(a.Name, 256), clip.Prefix(a.UserAgent, 256), clip.Prefix(a.RequestID, 128)
 	return a
 }
 
 // newer reports whether managedFields entry e is at least as recent as cur.
 func newer(e, cur *metav1.ManagedFieldsEntry) bool {
 	return cur == nil || e.Time == nil || cur.Time == nil || !e.Time.Before(cur.Time)
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -14,8 +14,8 @@ import (
 func TestSpecActor_namesTheLatestSpecWriter(t *testing.T) {
 	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	t1 := metav1.NewTime(t0.Add(time.Minute))
-	spec := &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:title":{}}}`)}
-	meta := &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:finalizers":{}}}`)}
+	spec := metav1.NewFieldsV1(`{"f:spec":{"f:title":{}}}`)
+	meta := metav1.NewFieldsV1(`{"f:metadata":{"f:finalizers":{}}}`)
 	req := `{"requestId":"r-1","userAgent":"Okta SCIM Client 1.0.0","tenant":"ns/tenant"}`
 	cases := map[string]struct {
 		fields []metav1.ManagedFieldsEntry
@@ -73,17 +73,31 @@ func TestSpecActor_namesTheLatestSpecWriter(t *testing.T) {
 	}
 }
 
-func TestDriftListed_readsTheFieldsOfTheDriftedCondition(t *testing.T) {
+// Drift is read from status.drift, never parsed back out of the Drifted message.
+func TestDriftListed_readsStatusDrift(t *testing.T) {
 	g := NewWithT(t)
 	u := &scimv1.StackUser{}
 	u.Status.Conditions = []metav1.Condition{{Type: scimv1.ConditionDrifted, Status: metav1.ConditionTrue,
-		Message: "changed by hand on the site, not corrected (driftPolicy Report): " +
-			audit.Summary([]scimv1.FieldChange{{Field: "active", Old: "true", New: "false"}, {Field: "name.givenName", Old: "A", New: "B"}})}}
+		Message: "changed by hand on the site, not corrected (driftPolicy Report): title: x → y"}}
+	u.Status.Drift = []scimv1.DriftedField{{Field: "active", SiteValue: "false", WantedValue: "true"},
+		{Field: "name.givenName", SiteValue: "B", WantedValue: "A"}}
 	g.Expect(driftListed(u, "active")).To(BeTrue())
 	g.Expect(driftListed(u, "name.givenName")).To(BeTrue())
-	g.Expect(driftListed(u, "title")).To(BeFalse())
-	u.Status.Conditions[0].Status = metav1.ConditionFalse
+	g.Expect(driftListed(u, "title")).To(BeFalse(), "the message is not parsed")
+	u.Status.Drift = nil
 	g.Expect(driftListed(u, "active")).To(BeFalse())
+}
+
+func TestDriftedFields_keepTheFirstSeenTime(t *testing.T) {
+	g := NewWithT(t)
+	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	t1 := metav1.NewTime(t0.Add(time.Hour))
+	prev := []scimv1.DriftedField{{Field: "active", SiteValue: "false", WantedValue: "true", Since: t0}}
+	got := driftedFields(prev, []scimv1.FieldChange{{Field: "active", Old: "true", New: "false"}, {Field: "title", Old: "A", New: "B"}}, t1)
+	g.Expect(got).To(Equal([]scimv1.DriftedField{
+		{Field: "active", SiteValue: "false", WantedValue: "true", Since: t0},
+		{Field: "title", SiteValue: "B", WantedValue: "A", Since: t1},
+	}))
 }
 
 func TestReadyCondition_summarisesTheOthers(t *testing.T) {

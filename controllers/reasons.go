@@ -1,5 +1,7 @@
 package controllers
 
+import "github.com/stackscim/stack-scim-operator/internal/audit"
+
 // Condition reasons set by the StackUser reconciler. CamelCase, as metav1.Condition asks.
 const (
 	// ReasonSynced: the site shows what the StackUser asks for.
@@ -41,18 +43,58 @@ const (
 	ReasonDriftCorrected = "DriftCorrected"
 	// ReasonNoDrift: the site matches what the operator last wrote.
 	ReasonNoDrift = "NoDrift"
+	// ReasonOffboardingBlocked: a deleted StackUser's tenant or site token is gone, so
+	// its site user cannot be deactivated; the finalizer stays.
+	ReasonOffboardingBlocked = "OffboardingBlocked"
+	// ReasonOffboardingSkipped: a deleted StackUser was released without touching the
+	// site because of scimv1.SkipOffboardingAnnotation.
+	ReasonOffboardingSkipped = "OffboardingSkipped"
+	// ReasonDuplicateUserName: an older StackUser of the tenant has the same userName and
+	// owns the site account.
+	ReasonDuplicateUserName = "DuplicateUserName"
 )
 
-// Audit actions of site-side entries.
+// Reasons of the ScimSettings conditions (CredentialsValid, SiteReachable, Ready).
 const (
-	ActionLink       = "Link"
-	ActionCreate     = "Create"
-	ActionDeactivate = "Deactivate"
-	ActionReactivate = "Reactivate"
-	ActionRoleChange = "RoleChange"
-	ActionUpdate     = "Update"
-	ActionDelete     = "Delete"
-	ActionDrift      = "Drift"
+	// SettingsReasonSecretNotFound: a referenced Secret does not exist.
+	SettingsReasonSecretNotFound = "SecretNotFound"
+	// SettingsReasonSecretKeyMissing: a referenced Secret lacks the referenced key.
+	SettingsReasonSecretKeyMissing = "SecretKeyMissing"
+	// SettingsReasonTokenEmpty: a referenced key holds only whitespace.
+	SettingsReasonTokenEmpty = "TokenEmpty"
+	// SettingsReasonTokensFound: every referenced token is present.
+	SettingsReasonTokensFound = "TokensFound"
+	// SettingsReasonCredentialsInvalid: the site cannot be tested because its token is unusable.
+	SettingsReasonCredentialsInvalid = "CredentialsInvalid"
+	// SettingsReasonSiteAnswered: the site listed users with the configured token.
+	SettingsReasonSiteAnswered = "SiteAnswered"
+	// SettingsReasonSiteUnreachable: no HTTP answer (DNS, connection, TLS, timeout).
+	SettingsReasonSiteUnreachable = "SiteUnreachable"
+	// SettingsReasonSiteUnauthorized: the site rejected the token (401 or 403).
+	SettingsReasonSiteUnauthorized = "SiteUnauthorized"
+	// SettingsReasonSiteError: the site answered, but not with a SCIM user list.
+	SettingsReasonSiteError = "SiteError"
+	// SettingsReasonBasePathConflict: an older ScimSettings already claims the same base path.
+	SettingsReasonBasePathConflict = "BasePathConflict"
+	// SettingsReasonDisabled: spec.enabled is false.
+	SettingsReasonDisabled = "Disabled"
+	// SettingsReasonSpecInvalid: a spec field stored before the schema checked it cannot
+	// be decoded (e.g. resyncPeriod: 1d); its default applies until it is fixed.
+	SettingsReasonSpecInvalid = "SpecInvalid"
+	// SettingsReasonAvailable: the tenant serves SCIM and reaches its site.
+	SettingsReasonAvailable = "Available"
+)
+
+// Audit actions of site-side entries: internal/audit's set, shared with the SCIM server.
+const (
+	ActionLink       = audit.ActionLink
+	ActionCreate     = audit.ActionCreate
+	ActionDeactivate = audit.ActionDeactivate
+	ActionReactivate = audit.ActionReactivate
+	ActionRoleChange = audit.ActionRoleChange
+	ActionUpdate     = audit.ActionUpdate
+	ActionDelete     = audit.ActionDelete
+	ActionDrift      = audit.ActionDrift
 )
 
 // controllerName names the reconciler in audit entries and events.

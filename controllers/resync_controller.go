@@ -3,8 +3,6 @@ package controllers
 import (
 	"context"
 	"encoding/json"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/util/retry"
 	"strings"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/site"
+	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // ResyncReconciler reads each tenant's site back every resyncPeriod, in pages of 100
@@ -36,6 +35,8 @@ type ResyncReconciler struct {
 	// Sites hands out one rate-limited client per tenant (shared with the StackUser
 	// reconciler, so both stay within the tenant's limit).
 	Sites *site.Clients
+	// Tenants reads tenants and their Secrets (internal/tenant.Reader); Client when nil.
+	Tenants client.Reader
 	// Enqueue receives the StackUsers to reconcile.
 	Enqueue chan<- event.GenericEvent
 	// Jitter spreads each period by up to ±Jitter (a fraction, default 0.1).
@@ -67,14 +68,14 @@ func (r *ResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			return ctrl.Result{RequeueAfter: r.spread(due.Sub(now))}, nil
 		}
 	}
-	t, err := loadTenant(ctx, r.Client, r.Sites, req.Namespace, req.Name)
-	if te, ok := asTenantError(err); ok {
+	t, te, err := loadTenant(ctx, tenantReader(r.Tenants, r.Client), r.Sites, req.Namespace, req.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if te != nil {
 		// The StackUsers carry the reason in their conditions; a fix re-triggers us.
 		log.V(1).Info("tenant not usable, resync postponed", "reason", te.reason)
 		return ctrl.Result{RequeueAfter: r.spread(period)}, nil
-	}
-	if err != nil {
-		return ctrl.Result{}, err
 	}
 	siteOnly, err := r.resync(ctx, t)
 	if err != nil {
@@ -199,58 +200,31 @@ func needsSync(u *scimv1.StackUser, settings *scimv1.ScimSettings, su *site.User
 	return false
 }
 
-// recordStatus writes only status.users.siteOnly and status.lastResyncTime with a JSON merge
-// patch, leaving the fields other controllers own alone. users.total and users.active are
-// required once users exists, so when this creates users it sends zeros under an
-// optimistic lock, never overwriting counts written meanwhile.
+// recordStatus writes only status.users.siteOnly and status.lastResyncTime, the fields the
+// resync owns, with a JSON merge patch and no lock: no other writer touches them, so it
+// neither conflicts nor overwrites.
 func (r *ResyncReconciler) recordStatus(ctx context.Context, settings *scimv1.ScimSettings, siteOnly int32) error {
-	now := metav1.Now()
-	// Only the first write (no users yet) needs the lock; a conflict there means the
-	// ScimSettings reconciler wrote first, so retry on a fresh copy rather than redo the
-	// whole resync.
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		status := map[string]any{"lastResyncTime": now}
-		body := map[string]any{"status": status}
-		if settings.Status.Users == nil {
-			status["users"] = map[string]any{"siteOnly": siteOnly, "total": 0, "active": 0}
-			body["metadata"] = map[string]any{"resourceVersion": settings.ResourceVersion}
-		} else {
-			status["users"] = map[string]any{"siteOnly": siteOnly}
-		}
-		data, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		err = r.Status().Patch(ctx, settings, client.RawPatch(types.MergePatchType, data))
-		if apierrors.IsConflict(err) {
-			if gerr := r.Get(ctx, client.ObjectKeyFromObject(settings), settings); gerr != nil {
-				return gerr
-			}
-		}
+	data, err := json.Marshal(map[string]any{"status": map[string]any{
+		"lastResyncTime": metav1.Now(),
+		"users":          map[string]any{"siteOnly": siteOnly},
+	}})
+	if err != nil {
 		return err
-	})
+	}
+	return r.Status().Patch(ctx, settings, client.RawPatch(types.MergePatchType, data))
 }
 
 // SetupWithManager registers the resync: it runs per ScimSettings on spec changes (not on
 // status writes) and then on its own schedule; a site token Secret change retries it.
 func (r *ResyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.Tenants = defaultTenantReader(r.Tenants, mgr)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("resync").
 		For(&scimv1.ScimSettings{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.settingsOfSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.settingsOfSecret)).
 		Complete(r)
 }
 
 func (r *ResyncReconciler) settingsOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var list scimv1.ScimSettingsList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.SettingsSecret: o.GetName()}); err != nil {
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		if list.Items[i].Spec.Site.TokenSecretRef.Name == o.GetName() {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return out
+	return secretTenants(ctx, r.Client, o, scimtenant.SiteSecret)
 }

@@ -76,7 +76,7 @@ func TestResync_driftIsReportedOnce(t *testing.T) {
 	u := h.eventuallySynced("rex")
 	g.Expect(h.sim.Edit(u.Status.SiteID, func(su *sitesim.User) { su.Active = false })).To(Succeed())
 
-	u = h.eventually("rex", func(g Gomega, u *scimv1.StackUser) {
+	h.eventually("rex", func(g Gomega, u *scimv1.StackUser) {
 		g.Expect(u).To(haveCondition(scimv1.ConditionDrifted, metav1.ConditionTrue, controllers.ReasonDriftReported))
 		g.Expect(u).To(haveCondition(scimv1.ConditionReady, metav1.ConditionFalse, controllers.ReasonDriftReported))
 	})
@@ -90,12 +90,16 @@ func TestResync_driftIsReportedOnce(t *testing.T) {
 	g.Expect(reported[0].Changes).To(Equal([]scimv1.FieldChange{{Field: "active", Old: "true", New: "false"}}))
 	g.Expect(h.siteUser(g, u).Active).To(BeFalse(), "Report does not touch the site")
 	g.Expect(*u.Status.Site.Active).To(BeFalse(), "status.site shows what the site has")
+	// The drift is structured status, not only words in the condition.
+	g.Expect(u.Status.Drift).To(ConsistOf(And(HaveField("Field", "active"), HaveField("SiteValue", "false"),
+		HaveField("WantedValue", "true"), HaveField("Since", Not(BeZero())))))
 
 	// Someone puts it back by hand: the drift clears.
 	g.Expect(h.sim.Edit(u.Status.SiteID, func(su *sitesim.User) { su.Active = true })).To(Succeed())
 	h.eventually("rex", func(g Gomega, u *scimv1.StackUser) {
 		g.Expect(u).To(haveCondition(scimv1.ConditionDrifted, metav1.ConditionFalse, controllers.ReasonNoDrift))
 		g.Expect(u).To(haveCondition(scimv1.ConditionReady, metav1.ConditionTrue, controllers.ReasonSynced))
+		g.Expect(u.Status.Drift).To(BeEmpty())
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -337,7 +338,7 @@ func TestScimSettingsReconciler_siteProbeOutcomes(t *testing.T) {
 				req := site.lastRequest()
 				g.Expect(req).NotTo(BeNil())
 				g.Expect(req.Method).To(Equal(http.MethodGet))
-				g.Expect(req.URL.RawQuery).To(Equal("startIndex=1&count=1"))
+				g.Expect(req.URL.Query()).To(Equal(neturl.Values{"startIndex": {"1"}, "count": {"1"}}))
 				g.Expect(req.Header.Get("Authorization")).To(Equal("Bearer " + token))
 			}
 		})

@@ -5,10 +5,12 @@ import (
 
 	"golang.org/x/time/rate"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/stackscim/stack-scim-operator/internal/audit"
 	"github.com/stackscim/stack-scim-operator/internal/site"
+	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // Options tune the reconcilers; the zero value is production-ready.
@@ -30,6 +32,9 @@ type Options struct {
 	// 200): Events are best-effort API writes; status.history and the log keep every entry.
 	EventQPS   float64
 	EventBurst int
+	// Tenants reads tenants and their Secrets; a new internal/tenant.Reader on the
+	// manager's cache when nil.
+	Tenants client.Reader
 }
 
 func (o Options) eventQPS() float64 {
@@ -50,6 +55,10 @@ func (o Options) eventBurst() int {
 // elected leader only and share one site client per tenant.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	sites := &site.Clients{Defaults: opts.Site}
+	tenants := opts.Tenants
+	if tenants == nil {
+		tenants = scimtenant.NewReader(mgr.GetCache(), mgr.GetAPIReader())
+	}
 	resync := make(chan event.GenericEvent, 1024)
 	users := &StackUserReconciler{
 		Client: mgr.GetClient(),
@@ -61,6 +70,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			Log:        mgr.GetLogger().WithName("audit"),
 		},
 		Sites:                   sites,
+		Tenants:                 tenants,
 		Resync:                  resync,
 		MinBackoff:              opts.MinBackoff,
 		MaxBackoff:              opts.MaxBackoff,
@@ -76,6 +86,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	return (&ResyncReconciler{
 		Client:  mgr.GetClient(),
 		Sites:   sites,
+		Tenants: tenants,
 		Enqueue: resync,
 		Jitter:  opts.ResyncJitter,
 	}).SetupWithManager(mgr)

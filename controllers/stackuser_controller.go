@@ -26,8 +26,10 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/site"
+	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // StackUserReconciler enforces a StackUser on its tenant's site: it links (or creates) the
@@ -40,6 +42,8 @@ type StackUserReconciler struct {
 	Audit *audit.Recorder
 	// Sites hands out one rate-limited client per tenant.
 	Sites *site.Clients
+	// Tenants reads tenants and their Secrets (internal/tenant.Reader); Client when nil.
+	Tenants client.Reader
 	// Resync delivers users the periodic resync found out of line with the site.
 	Resync <-chan event.GenericEvent
 	// MinBackoff and MaxBackoff bound the requeue delay after site failures.
@@ -50,7 +54,7 @@ type StackUserReconciler struct {
 	// MaxConcurrentReconciles bounds parallel reconciles (default 32).
 	MaxConcurrentReconciles int
 
-	backoff *backoff
+	retry *retryPolicy
 	// siteIDs remembers the site id last stored per StackUser (and its UID), because the
 	// cache can lag behind the status patch and a relink would record a second Link.
 	siteIDs sync.Map
@@ -114,6 +118,7 @@ func (r *StackUserReconciler) phases() []phase {
 	return []phase{
 		r.ensureFinalizer,
 		r.loadTenant,
+		r.checkUserName,
 		r.resolveGroups,
 		r.linkSiteUser,
 		r.planActive,
@@ -138,7 +143,7 @@ func (r *StackUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	user := &scimv1.StackUser{}
 	if err := r.Get(ctx, req.NamespacedName, user); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.backoff.reset(req.NamespacedName)
+			r.retry.reset(req.NamespacedName)
 			r.siteIDs.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -163,7 +168,7 @@ func (r *StackUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 func (r *StackUserReconciler) fail(s *scope, reason, message string, floor time.Duration) {
 	s.synced = &metav1.Condition{Type: scimv1.ConditionSynced, Status: metav1.ConditionFalse, Reason: reason, Message: message}
 	s.failed, s.done = true, true
-	s.requeueAfter = r.backoff.next(s.key, floor)
+	s.requeueAfter = r.retry.next(s.key, floor)
 }
 
 // siteFailure stops the reconcile after a failed site request.
@@ -179,6 +184,8 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	gen := u.Generation
 	set := func(c *metav1.Condition) {
 		if c != nil {
+			// Messages quote the site; the API server caps them at 32 KiB.
+			c.Message = clip.String(c.Message, maxConditionMessage)
 			c.ObservedGeneration = gen
 			meta.SetStatusCondition(&u.Status.Conditions, *c)
 		}
@@ -195,7 +202,7 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	}
 	if err == nil && !s.failed {
 		u.Status.ObservedGeneration = gen
-		r.backoff.reset(s.key)
+		r.retry.reset(s.key)
 	}
 	if s.after != nil {
 		u.Status.Site = observe(s.after, s.now)
@@ -220,6 +227,9 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 		fields["site"] = u.Status.Site
 	}
 	groupStatusFields(s, fields)
+	if u.Status.Drift != nil || s.orig.Status.Drift != nil {
+		fields["drift"] = append([]scimv1.DriftedField{}, u.Status.Drift...)
+	}
 	patchErr := r.Status().Patch(ctx, u, audit.NewStatusPatch(s.orig, limit, fields, append(pending, s.entries...)...))
 	switch {
 	case patchErr == nil:
@@ -263,6 +273,9 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	}
 	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
 }
+
+// maxConditionMessage bounds a condition message.
+const maxConditionMessage = 2048
 
 // conflictRetry is how soon a reconcile whose status patch lost a race runs again.
 const conflictRetry = 100 * time.Millisecond
@@ -313,18 +326,17 @@ func (r *StackUserReconciler) ensureFinalizer(ctx context.Context, s *scope) err
 
 // loadTenant reads the ScimSettings and the site token.
 func (r *StackUserReconciler) loadTenant(ctx context.Context, s *scope) error {
-	t, err := loadTenant(ctx, r.Client, r.Sites, s.user.Namespace, s.user.Spec.SettingsRef.Name)
-	if te, ok := asTenantError(err); ok {
-		if t != nil {
-			s.tenant = t
-		}
-		r.fail(s, te.reason, te.message, 0)
-		return nil
-	}
+	t, te, err := loadTenant(ctx, tenantReader(r.Tenants, r.Client), r.Sites, s.user.Namespace, s.user.Spec.SettingsRef.Name)
 	if err != nil {
 		return err
 	}
-	s.tenant = t
+	if t != nil {
+		s.tenant = t
+	}
+	if te != nil {
+		r.fail(s, te.reason, te.message, 0)
+		return nil
+	}
 	if !t.settings.IsEnabled() {
 		// SCIM is switched off for the tenant, as on the site's own settings page: nothing
 		// goes to the site until it is on again (the ScimSettings watch re-queues us).
@@ -335,12 +347,31 @@ func (r *StackUserReconciler) loadTenant(ctx context.Context, s *scope) error {
 	return nil
 }
 
+// checkUserName stops a StackUser whose userName an older StackUser of the tenant owns
+// (two made with kubectl, which the SCIM server's uniqueness check does not see): the
+// older one wins, so the two never fight over one site account.
+func (r *StackUserReconciler) checkUserName(ctx context.Context, s *scope) error {
+	var same scimv1.StackUserList
+	if err := r.List(ctx, &same, client.InNamespace(s.user.Namespace),
+		client.MatchingFields{index.UserNameLower: index.UserNameKey(s.user.Spec.SettingsRef.Name, s.user.Spec.UserName)}); err != nil {
+		return err
+	}
+	owner := scimtenant.UserNameOwner(same.Items)
+	if owner == nil || owner.UID == s.user.UID {
+		return nil
+	}
+	r.fail(s, ReasonDuplicateUserName, fmt.Sprintf("StackUser %q, created earlier, has userName %q in this tenant and owns its site account; this one is not synced until the other is deleted or the userName changes",
+		owner.Name, owner.Spec.UserName), r.SignInWait)
+	return nil
+}
+
 // SetupWithManager registers the reconciler: StackUser spec changes, deletion and a removed
 // finalizer trigger it (not its own status writes); so do changes to the tenant's
 // ScimSettings spec or site token Secret, and the periodic resync.
 func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.backoff == nil {
-		r.backoff = newBackoff(r.MinBackoff, r.MaxBackoff)
+	r.Tenants = defaultTenantReader(r.Tenants, mgr)
+	if r.retry == nil {
+		r.retry = newRetryPolicy(r.MinBackoff, r.MaxBackoff)
 	}
 	if r.SignInWait <= 0 {
 		r.SignInWait = 2 * time.Minute
@@ -356,7 +387,7 @@ func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(groupMeaningChanged())).
 		Watches(&scimv1.ScimSettings{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSettings),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{}, userSettingsChanged())).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSecret)).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSecret)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
 	if r.Resync != nil {
 		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
@@ -399,6 +430,11 @@ func deletionOrFinalizerChanged() predicate.Funcs {
 			if e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero() {
 				return true
 			}
+			// The offboarding escape hatch set on a user whose deletion is blocked.
+			if !e.ObjectNew.GetDeletionTimestamp().IsZero() &&
+				e.ObjectOld.GetAnnotations()[scimv1.SkipOffboardingAnnotation] != e.ObjectNew.GetAnnotations()[scimv1.SkipOffboardingAnnotation] {
+				return true
+			}
 			return e.ObjectNew.GetDeletionTimestamp().IsZero() &&
 				controllerutil.ContainsFinalizer(e.ObjectOld, scimv1.Finalizer) &&
 				!controllerutil.ContainsFinalizer(e.ObjectNew, scimv1.Finalizer)
@@ -411,19 +447,11 @@ func (r *StackUserReconciler) usersOfSettings(ctx context.Context, o client.Obje
 	return tenantUsers(ctx, r.Client, o.GetNamespace(), o.GetName())
 }
 
-// usersOfSecret maps a site token Secret to the StackUsers of every ScimSettings using it.
+// usersOfSecret maps a site token Secret to the StackUsers of every tenant using it.
 func (r *StackUserReconciler) usersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var settings scimv1.ScimSettingsList
-	if err := r.List(ctx, &settings, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.SettingsSecret: o.GetName()}); err != nil {
-		logf.FromContext(ctx).Error(err, "listing ScimSettings of a Secret")
-		return nil
-	}
 	var out []reconcile.Request
-	for i := range settings.Items {
-		// The index also holds the IdP bearer token Secret, which does not concern the site.
-		if settings.Items[i].Spec.Site.TokenSecretRef.Name == o.GetName() {
-			out = append(out, tenantUsers(ctx, r.Client, o.GetNamespace(), settings.Items[i].Name)...)
-		}
+	for _, t := range secretTenants(ctx, r.Client, o, scimtenant.SiteSecret) {
+		out = append(out, tenantUsers(ctx, r.Client, t.Namespace, t.Name)...)
 	}
 	return out
 }

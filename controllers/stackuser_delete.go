@@ -2,7 +2,11 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -17,27 +21,42 @@ import (
 // Deactivate, the default) or demoted to Registered and permanently deleted (Delete), then
 // the finalizer is released. Transient site failures are retried with back-off; a site
 // that refuses deletion gets the user deactivated instead.
+//
+// Offboarding is never skipped silently: when the tenant or its site token is gone (a
+// namespace deletion, a GitOps prune) the finalizer stays, with Synced=False reason
+// OffboardingBlocked, a Warning Event and the stackscim_offboarding_blocked_total metric,
+// until the tenant is back or an admin sets the SkipOffboardingAnnotation.
 func (r *StackUserReconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(s.user, scimv1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	log := logf.FromContext(ctx)
-	t, err := loadTenant(ctx, r.Client, r.Sites, s.user.Namespace, s.user.Spec.SettingsRef.Name)
-	if te, ok := asTenantError(err); ok {
-		if te.gone {
-			// The tenant itself is going away (e.g. its namespace is deleted): there is no
-			// way to reach the site, and keeping the finalizer would block deletion forever.
-			log.Info("releasing StackUser without touching the site", "reason", te.reason, "message", te.message)
-			return ctrl.Result{}, r.release(ctx, s)
-		}
-		s.tenant = t
-		r.fail(s, te.reason, te.message, 0)
-		return r.summarize(ctx, s, nil)
+	if s.user.Annotations[scimv1.SkipOffboardingAnnotation] == "true" {
+		logf.FromContext(ctx).Info("releasing StackUser without touching the site, as its annotation asks",
+			"annotation", scimv1.SkipOffboardingAnnotation, "siteId", s.user.Status.SiteID)
+		offboardingSkipped.WithLabelValues(s.user.Namespace).Inc()
+		r.warn(s.user, ReasonOffboardingSkipped, "Offboard",
+			"released without touching the site (annotation %s); site user %q keeps its state there",
+			scimv1.SkipOffboardingAnnotation, s.user.Status.SiteID)
+		return ctrl.Result{}, r.release(ctx, s)
 	}
+	t, te, err := loadTenant(ctx, tenantReader(r.Tenants, r.Client), r.Sites, s.user.Namespace, s.user.Spec.SettingsRef.Name)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	s.tenant = t
+	if t != nil {
+		s.tenant = t
+	}
+	if te != nil {
+		msg := fmt.Sprintf("the site user cannot be offboarded: %s; restore it, or set the annotation %s=true to release the StackUser without touching the site",
+			te.message, scimv1.SkipOffboardingAnnotation)
+		offboardingBlocked.WithLabelValues(s.user.Namespace).Inc()
+		if !sameCondition(s.orig, &metav1.Condition{Type: scimv1.ConditionSynced, Status: metav1.ConditionFalse,
+			Reason: ReasonOffboardingBlocked, Message: msg}) {
+			r.warn(s.user, ReasonOffboardingBlocked, "Offboard", "%s", msg)
+		}
+		r.fail(s, ReasonOffboardingBlocked, msg, 0)
+		return r.summarize(ctx, s, nil)
+	}
 
 	su, err := r.siteUserForDelete(ctx, s)
 	if err != nil {
@@ -154,7 +173,15 @@ func (r *StackUserReconciler) release(ctx context.Context, s *scope) error {
 	base := s.user.DeepCopy()
 	controllerutil.RemoveFinalizer(s.user, scimv1.Finalizer)
 	err := r.Patch(ctx, s.user, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-	r.backoff.reset(s.key)
+	r.retry.reset(s.key)
 	r.siteIDs.Delete(s.key)
 	return client.IgnoreNotFound(err)
+}
+
+// warn sends a Warning Event about u (best-effort, like every Event).
+func (r *StackUserReconciler) warn(u *scimv1.StackUser, reason, action, format string, args ...any) {
+	if r.Audit == nil || r.Audit.Events == nil {
+		return
+	}
+	r.Audit.Events.Eventf(u, nil, corev1.EventTypeWarning, reason, action, format, args...)
 }

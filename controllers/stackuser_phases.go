@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,6 +15,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/audit"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/site"
+	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // linkSiteUser finds the StackUser's site user: by status.siteId, else by externalId,
@@ -147,8 +149,10 @@ func (r *StackUserReconciler) siteIDOwner(ctx context.Context, s *scope, siteID 
 		client.MatchingFields{index.UserSiteID: index.Key(s.user.Spec.SettingsRef.Name, siteID)}); err != nil {
 		return "", err
 	}
-	for _, u := range users.Items {
-		if u.Name != s.user.Name {
+	for i := range users.Items {
+		u := &users.Items[i]
+		// A younger StackUser with the same userName never owns the account (checkUserName).
+		if u.Name != s.user.Name && !(strings.EqualFold(u.Spec.UserName, s.user.Spec.UserName) && scimtenant.OwnsUserNameBefore(s.user, u)) {
 			return u.Name, nil
 		}
 	}
@@ -193,19 +197,9 @@ func classify(s *scope, f *fieldSpec, want, have string) (actor scimv1.Actor, dr
 	return operatorActor, false
 }
 
-// driftListed reports whether the stored Drifted condition lists field.
+// driftListed reports whether status.drift lists field.
 func driftListed(u *scimv1.StackUser, field string) bool {
-	c := meta.FindStatusCondition(u.Status.Conditions, scimv1.ConditionDrifted)
-	if c == nil || c.Status != metav1.ConditionTrue {
-		return false
-	}
-	_, summary, _ := strings.Cut(c.Message, ": ")
-	for part := range strings.SplitSeq(summary, "; ") {
-		if strings.HasPrefix(part, field+": ") {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(u.Status.Drift, func(d scimv1.DriftedField) bool { return d.Field == field })
 }
 
 // plan queues a field write, or records it as reported drift under driftPolicy Report.
@@ -369,6 +363,7 @@ func (r *StackUserReconciler) applyChanges(ctx context.Context, s *scope) error 
 
 // recordDrift sets Drifted and records a Reported entry once per distinct drift.
 func (r *StackUserReconciler) recordDrift(s *scope) {
+	s.user.Status.Drift = driftedFields(s.orig.Status.Drift, s.driftReports, s.now)
 	if len(s.driftReports) == 0 {
 		s.drifted = &metav1.Condition{Type: scimv1.ConditionDrifted, Status: metav1.ConditionFalse, Reason: ReasonNoDrift,
 			Message: "the site matches what the operator last saw"}
@@ -381,6 +376,22 @@ func (r *StackUserReconciler) recordDrift(s *scope) {
 		s.entries = append(s.entries, entry(scimv1.Actor{Kind: scimv1.ActorOperator, Name: "drift-detection"}, ActionDrift,
 			scimv1.ResultReported, "changed by hand on the site; not corrected (driftPolicy Report)", s.driftReports...))
 	}
+}
+
+// driftedFields is status.drift for this reconcile's reports (want → site value), keeping
+// the first-seen time of a drift that is unchanged.
+func driftedFields(prev []scimv1.DriftedField, reports []scimv1.FieldChange, now metav1.Time) []scimv1.DriftedField {
+	out := make([]scimv1.DriftedField, 0, len(reports))
+	for _, r := range reports {
+		d := scimv1.DriftedField{Field: r.Field, WantedValue: r.Old, SiteValue: r.New, Since: now}
+		for _, p := range prev {
+			if p.Field == d.Field && p.SiteValue == d.SiteValue && p.WantedValue == d.WantedValue {
+				d.Since = p.Since
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // recordPlanned turns planned changes into audit entries, one per action, actor and

@@ -3,7 +3,7 @@
 # (bin/tools/<name>-<version>/), so a second run costs nothing. Nothing is downloaded from
 # anywhere but the module proxy: setup-envtest's binary downloads do not work offline.
 #
-# Usage: hack/build-tools.sh [controlplane|kubectl|controller-gen|all]...
+# Usage: hack/build-tools.sh [controlplane|kubectl|controller-gen|helm|golangci-lint|all]...
 # Prints nothing but progress on stderr; the Makefile reads paths from hack/tool-path.sh.
 set -euo pipefail
 
@@ -48,9 +48,13 @@ for w in "${want[@]}"; do
       helm_kube_minor=$(cut -d. -f2 <<<"${KUBERNETES_VERSION#v}")
       build helm "$HELM" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$helm_kube_minor -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$helm_kube_minor"
       ;;
+    golangci-lint)
+      build lint "$GOLANGCI_LINT" github.com/golangci/golangci-lint/v2/cmd/golangci-lint "-X main.version=$GOLANGCI_LINT_VERSION"
+      ;;
     all)
       "$0" controller-gen controlplane kubectl
       "$0" helm
+      "$0" golangci-lint
       ;;
     *) log "unknown tool $w"; exit 2 ;;
   esac

@@ -68,3 +68,9 @@ type SecretKeyReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	Key string `json:"key,omitempty"`
 }
+
+// SkipOffboardingAnnotation, set to "true" on a StackUser being deleted whose tenant or
+// site token is gone, releases it without touching the site: the escape hatch for a
+// deleted namespace. The site user keeps its state (it stays active unless deactivated
+// there or in the IdP first).
+const SkipOffboardingAnnotation = "scim.stackscim.io/skip-offboarding"

@@ -99,3 +99,13 @@ func HigherRole(a, b Role) Role {
 // MemberLabel is the label key that marks a StackUser as a member of this group; its
 // value is the group's UID.
 func (g *StackGroup) MemberLabel() string { return LabelGroupPrefix + g.Name }
+
+// SecretNames lists the Secrets the tenant refers to: the IdP bearer token Secret, then
+// the site token Secret when it is another one.
+func (s *ScimSettings) SecretNames() []string {
+	names := []string{s.Spec.BearerTokenSecretRef.Name}
+	if n := s.Spec.Site.TokenSecretRef.Name; n != names[0] {
+		names = append(names, n)
+	}
+	return names
+}

@@ -66,9 +66,14 @@ type SiteSpec struct {
 	// +required
 	TokenSecretRef SecretKeyReference `json:"tokenSecretRef"`
 
-	// timeout bounds each request to the site.
+	// timeout bounds each request to the site: a Go duration such as 30s or 2m (units
+	// ns, us, ms, s, m, h; no days), from 100ms to 10m.
 	// +optional
 	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('10m')",message="timeout must be between 100ms and 10m"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// requestsPerSecond caps the steady request rate to the site for this tenant.
@@ -90,6 +95,10 @@ type SiteSpec struct {
 	// +optional
 	// +kubebuilder:default=true
 	CreateUsers *bool `json:"createUsers,omitempty"`
+
+	// DecodeProblems lists fields that could not be decoded (see UnmarshalJSON); never
+	// serialized.
+	DecodeProblems []string `json:"-"`
 }
 
 // GroupRole gives the members of one SCIM group a site role.
@@ -153,9 +162,14 @@ type ScimSettingsSpec struct {
 	// +kubebuilder:default=Enforce
 	DriftPolicy DriftPolicy `json:"driftPolicy,omitempty"`
 
-	// resyncPeriod is how often the site's users are read back to detect drift.
+	// resyncPeriod is how often the site's users are read back to detect drift: a Go
+	// duration such as 10m or 24h (units ns, us, ms, s, m, h; no days), at least 1s.
 	// +optional
 	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="resyncPeriod must be at least 1s"
 	ResyncPeriod *metav1.Duration `json:"resyncPeriod,omitempty"`
 
 	// deletionPolicy says what happens on the site when a StackUser is deleted.
@@ -180,13 +194,21 @@ type ScimSettingsSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=200
 	HistoryLimit int32 `json:"historyLimit,omitempty"`
+
+	// DecodeProblems lists fields that could not be decoded (see UnmarshalJSON); never
+	// serialized.
+	DecodeProblems []string `json:"-"`
 }
 
-// UserCounts counts a tenant's StackUsers.
+// UserCounts counts a tenant's StackUsers. The ScimSettings reconciler writes every count
+// but siteOnly, which the resync writes: one writer per field, so neither overwrites nor
+// conflicts with the other.
 type UserCounts struct {
 	// total is the number of StackUsers of the tenant.
+	// +optional
 	Total int32 `json:"total"`
 	// active is the number of active StackUsers.
+	// +optional
 	Active int32 `json:"active"`
 	// registered is the number of StackUsers whose role is Registered.
 	// +optional

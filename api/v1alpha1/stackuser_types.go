@@ -67,8 +67,10 @@ type MultiValuedAttribute struct {
 // repository) describes it.
 // +kubebuilder:validation:XValidation:rule="!has(self.emails) || self.emails.filter(e, has(e.primary) && e.primary).size() <= 1",message="at most one email may be primary"
 type StackUserSpec struct {
-	// settingsRef names the ScimSettings (SCIM tenant and downstream site) this user belongs to.
+	// settingsRef names the ScimSettings (SCIM tenant and downstream site) this user belongs
+	// to. It cannot be changed: status.siteId is an account of that tenant's site.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="settingsRef is immutable: create a new StackUser for another tenant"
 	SettingsRef SettingsReference `json:"settingsRef"`
 
 	// userName is the unique identifier the user signs in with (the SAML user identifier,
@@ -353,6 +355,27 @@ type GroupMembership struct {
 	DisplayName string `json:"displayName,omitempty"`
 }
 
+// DriftedField is one attribute changed by hand on the site and not put back (driftPolicy
+// Report, or a correction still to come).
+type DriftedField struct {
+	// field is the attribute's path, e.g. "role", "active", "title".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Field string `json:"field"`
+	// siteValue is what the site shows.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	SiteValue string `json:"siteValue,omitempty"`
+	// wantedValue is what the StackUser asks for.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	WantedValue string `json:"wantedValue,omitempty"`
+	// since is when this drift was first seen.
+	// +required
+	Since metav1.Time `json:"since"`
+}
+
 // StackUserStatus is the observed state of a StackUser.
 type StackUserStatus struct {
 	// conditions: Ready, Synced, RoleChangeBlocked and Drifted.
@@ -386,10 +409,19 @@ type StackUserStatus struct {
 	// +kubebuilder:validation:MaxLength=16
 	EffectiveRole string `json:"effectiveRole,omitempty"`
 
+	// drift lists the fields changed by hand on the site and not put back; the Drifted
+	// condition sums it up.
+	// +optional
+	// +listType=map
+	// +listMapKey=field
+	// +kubebuilder:validation:MaxItems=32
+	Drift []DriftedField `json:"drift,omitempty"`
+
 	// history is the audit trail of this user, newest first, bounded by the tenant's
-	// historyLimit.
+	// historyLimit and by size (the oldest entries go first).
 	// +optional
 	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=200
 	History []AuditEntry `json:"history,omitempty"`
 }
 

@@ -30,7 +30,7 @@ func main() {
 	fs.StringVar(&opts.SCIMCertFile, "scim-tls-cert-file", "", "TLS certificate for the SCIM server (reloaded on change); plain HTTP when empty.")
 	fs.StringVar(&opts.SCIMKeyFile, "scim-tls-key-file", "", "TLS private key for the SCIM server.")
 	fs.StringVar(&opts.ExternalURL, "scim-external-url", "", "Public base URL of the SCIM server (the Ingress), e.g. https://scim.example.com; shown in ScimSettings status.")
-	fs.StringVar(&opts.WatchNamespace, "watch-namespace", "", "Only watch this namespace (all namespaces when empty).")
+	fs.StringVar(&opts.WatchNamespace, "watch-namespace", "", "Only watch these namespaces, comma-separated (all namespaces when empty); the manager then needs a Role in each, no ClusterRole.")
 	fs.DurationVar(&opts.SyncPeriod, "sync-period", 10*time.Hour, "How often the informer caches are relisted.")
 	fs.Float64Var(&opts.SCIMRateLimit, "scim-rate-limit", 0, "Sustained SCIM requests per second per tenant before 429 (0: 200; negative: unlimited).")
 	fs.IntVar(&opts.SCIMRateBurst, "scim-rate-burst", 0, "SCIM request burst per tenant (0: 400).")

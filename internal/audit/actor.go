@@ -1,5 +1,11 @@
 package audit
 
+import (
+	"encoding/json"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // SCIMFieldManager is the field manager the SCIM server writes StackUsers with. The
 // reconciler reads metadata.managedFields to tell an identity provider's change (this
 // manager) from a GitOps edit (any other manager) when it attributes a spec change.
@@ -27,3 +33,50 @@ type RequestInfo struct {
 	// a higher generation means someone else changed the spec since.
 	Generation int64 `json:"generation,omitempty"`
 }
+
+// SetLastRequest records info on u (AnnotationLastSCIMRequest): the one encoder of it.
+func SetLastRequest(u metav1.Object, info RequestInfo) {
+	raw, err := json.Marshal(info)
+	if err != nil {
+		return // a struct of strings and an int always encodes
+	}
+	a := u.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[AnnotationLastSCIMRequest] = string(raw)
+	u.SetAnnotations(a)
+}
+
+// LastRequest reads the RequestInfo recorded on u; ok is false when there is none (or it
+// cannot be read).
+func LastRequest(u metav1.Object) (info RequestInfo, ok bool) {
+	raw := u.GetAnnotations()[AnnotationLastSCIMRequest]
+	if raw == "" {
+		return RequestInfo{}, false
+	}
+	return info, json.Unmarshal([]byte(raw), &info) == nil
+}
+
+// Audit actions: the one set the SCIM server and the reconcilers record entries with.
+const (
+	// ActionCreate: a user was created (SCIM POST, or on the site).
+	ActionCreate = "Create"
+	// ActionReplace: a SCIM PUT replaced a user.
+	ActionReplace = "Replace"
+	// ActionPatch: a SCIM PATCH changed a user.
+	ActionPatch = "Patch"
+	// ActionLink: a StackUser was linked to (or unlinked from) a site user.
+	ActionLink = "Link"
+	// ActionDeactivate and ActionReactivate: the site user's activation changed.
+	ActionDeactivate = "Deactivate"
+	ActionReactivate = "Reactivate"
+	// ActionRoleChange: the site user's role changed (or was blocked).
+	ActionRoleChange = "RoleChange"
+	// ActionUpdate: profile fields changed on the site.
+	ActionUpdate = "Update"
+	// ActionDelete: a user was deleted (SCIM DELETE, or on the site).
+	ActionDelete = "Delete"
+	// ActionDrift: a change made by hand on the site was found.
+	ActionDrift = "Drift"
+)

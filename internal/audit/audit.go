@@ -7,6 +7,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,23 +29,40 @@ import (
 // maxValue bounds an old/new value in an entry; the CRD allows 1024 characters.
 const maxValue = 1024
 
+// MaxHistoryBytes bounds status.history in bytes (its JSON encoding), whatever the
+// count limit: 200 entries of large changes would otherwise pass etcd's 1.5 MiB object
+// limit, and every status write would fail from then on. The oldest entries go first;
+// the newest one is always kept.
+const MaxHistoryBytes = 256 << 10
+
 // Prepend puts entries (oldest first, as they happened) at the front of history, newest
-// first, and trims it to limit.
+// first, and trims it to limit entries and MaxHistoryBytes.
 func Prepend(history []scimv1.AuditEntry, limit int, entries ...scimv1.AuditEntry) []scimv1.AuditEntry {
+	out := make([]scimv1.AuditEntry, 0, len(history)+len(entries))
+	for i := len(entries) - 1; i >= 0; i-- {
+		out = append(out, sanitize(entries[i]))
+	}
+	out = append(out, history...)
+	return out[:keep(out, limit)]
+}
+
+// keep is how many of the newest-first entries fit in limit entries and MaxHistoryBytes.
+func keep(newestFirst []scimv1.AuditEntry, limit int) int {
 	if limit <= 0 {
 		limit = 20
 	}
-	out := make([]scimv1.AuditEntry, 0, min(limit, len(history)+len(entries)))
-	for i := len(entries) - 1; i >= 0 && len(out) < limit; i-- {
-		out = append(out, sanitize(entries[i]))
-	}
-	for _, e := range history {
-		if len(out) >= limit {
+	n, size := 0, 0
+	for _, e := range newestFirst[:min(limit, len(newestFirst))] {
+		b, err := json.Marshal(e)
+		if err == nil {
+			size += len(b) + 1
+		}
+		if n > 0 && size > MaxHistoryBytes {
 			break
 		}
-		out = append(out, e)
+		n++
 	}
-	return out
+	return n
 }
 
 func sanitize(e scimv1.AuditEntry) scimv1.AuditEntry {
@@ -63,8 +81,6 @@ func sanitize(e scimv1.AuditEntry) scimv1.AuditEntry {
 }
 
 func truncate(s string) string { return clipValue(s, maxValue) }
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // conflictBackoff outlasts a burst of spec writes to one user (a PATCH storm from the IdP)
 // while a history append waits its turn; client-go's default gives up after 4.

@@ -65,10 +65,16 @@ func NewStatusPatch(base *scimv1.StackUser, limit int, set map[string]any, entri
 	for _, k := range keys {
 		p.ops = append(p.ops, patchOp{Op: "add", Path: "/status/" + k, Value: set[k]})
 	}
-	for _, e := range entries {
-		p.ops = append(p.ops, patchOp{Op: "add", Path: "/status/history/0", Value: sanitize(e)})
+	all := make([]scimv1.AuditEntry, 0, have+len(entries))
+	for i := len(entries) - 1; i >= 0; i-- {
+		entries[i] = sanitize(entries[i])
+		all = append(all, entries[i])
 	}
-	for i := have + len(entries) - 1; i >= limit; i-- {
+	for _, e := range entries {
+		p.ops = append(p.ops, patchOp{Op: "add", Path: "/status/history/0", Value: e})
+	}
+	kept := keep(append(all, base.Status.History...), limit)
+	for i := have + len(entries) - 1; i >= kept; i-- {
 		p.ops = append(p.ops, patchOp{Op: "remove", Path: fmt.Sprintf("/status/history/%d", i)})
 	}
 	return p

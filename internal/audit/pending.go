@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 )
 
 // AnnotationPendingAudit holds, as a JSON list newest first, the audit entries of SCIM
@@ -98,13 +99,4 @@ func DropRecorded(u *scimv1.StackUser) bool {
 	return true
 }
 
-func clipValue(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - 3
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
+func clipValue(s string, n int) string { return clip.String(s, n) }

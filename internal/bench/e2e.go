@@ -24,20 +24,6 @@ func simState(admin string) (*sitesim.State, error) {
 	return st, err
 }
 
-func activeUsers(admin string) (int, error) {
-	st, err := simState(admin)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, u := range st.Users {
-		if u.Active {
-			n++
-		}
-	}
-	return n, nil
-}
-
 // endToEnd provisions users through SCIM until the site shows them active with the right
 // role, next to pushing the same users straight to the site; then measures one resync.
 func (h *harness) endToEnd() error {
@@ -63,16 +49,21 @@ func (h *harness) endToEnd() error {
 	start := time.Now()
 	if err := parallel(cfg.E2EUsers, cfg.Concurrency, func(i int) error {
 		code, _, err := call(http.MethodPost, siteURL+"/users", siteToken, user(i), nil)
-		if err != nil || code != http.StatusCreated {
-			return fmt.Errorf("direct POST %d: %d %v", i, code, err)
+		if err != nil {
+			return fmt.Errorf("direct POST %d: %w", i, err)
+		}
+		if code != http.StatusCreated {
+			return fmt.Errorf("direct POST %d: HTTP %d", i, code)
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
 	direct.Samples = append(direct.Samples, time.Since(start).Seconds())
-	if code, _, err := call(http.MethodPost, admin+"/_sim/reset", "", nil, nil); err != nil || code != http.StatusNoContent {
-		return fmt.Errorf("resetting the simulator: %d %v", code, err)
+	if code, _, err := call(http.MethodPost, admin+"/_sim/reset", "", nil, nil); err != nil {
+		return fmt.Errorf("resetting the simulator: %w", err)
+	} else if code != http.StatusNoContent {
+		return fmt.Errorf("resetting the simulator: HTTP %d", code)
 	}
 
 	const ns = "bench-e2e"
@@ -88,8 +79,11 @@ func (h *harness) endToEnd() error {
 	start = time.Now()
 	if err := parallel(cfg.E2EUsers, cfg.Concurrency, func(i int) error {
 		code, _, err := call(http.MethodPost, m.scim+"/Users", idpToken, user(i), nil)
-		if err != nil || code != http.StatusCreated {
-			return fmt.Errorf("SCIM POST %d: %d %v", i, code, err)
+		if err != nil {
+			return fmt.Errorf("SCIM POST %d: %w", i, err)
+		}
+		if code != http.StatusCreated {
+			return fmt.Errorf("SCIM POST %d: HTTP %d", i, code)
 		}
 		return nil
 	}); err != nil {

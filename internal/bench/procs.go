@@ -18,7 +18,7 @@ func Build(repo, dir string) error {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 		cmd.Dir = repo
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+			return fmt.Errorf("building %s: %w\n%s", pkg, err, out)
 		}
 	}
 	return nil

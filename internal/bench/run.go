@@ -310,8 +310,11 @@ func (h *harness) readPath() error {
 		err = parallel(cfg.PostUsers, cfg.Concurrency, func(i int) error {
 			name := fmt.Sprintf("post%d-%d@example.com", r, i)
 			code, took, err := call(http.MethodPost, m.scim+"/Users", idpToken, scimUser(name, fmt.Sprintf("post-%d-%d", r, i)), nil)
-			if err != nil || code != http.StatusCreated {
-				return fmt.Errorf("POST %s: %d %v", name, code, err)
+			if err != nil {
+				return fmt.Errorf("POST %s: %w", name, err)
+			}
+			if code != http.StatusCreated {
+				return fmt.Errorf("POST %s: HTTP %d", name, code)
 			}
 			mu.Lock()
 			lat = append(lat, took)
@@ -367,8 +370,11 @@ func (h *harness) readPath() error {
 					TotalResults int `json:"totalResults"`
 				}
 				code, took, err := call(http.MethodGet, m.scim+"/Users?filter="+q+"&startIndex=1&count=100", idpToken, nil, &lr)
-				if err != nil || code != http.StatusOK || lr.TotalResults != 1 {
-					return fmt.Errorf("filter %s: %d, %d results, %v", name, code, lr.TotalResults, err)
+				if err != nil {
+					return fmt.Errorf("filter %s: %w", name, err)
+				}
+				if code != http.StatusOK || lr.TotalResults != 1 {
+					return fmt.Errorf("filter %s: HTTP %d, %d results", name, code, lr.TotalResults)
 				}
 				lat = append(lat, took)
 			}
@@ -431,8 +437,11 @@ func importAll(base string, total int) (time.Duration, error) {
 			Resources    []map[string]any `json:"Resources"`
 		}
 		code, _, err := call(http.MethodGet, fmt.Sprintf("%s/Users?startIndex=%d&count=100", base, startIndex), idpToken, nil, &lr)
-		if err != nil || code != http.StatusOK {
-			return 0, fmt.Errorf("import page %d: %d %v", startIndex, code, err)
+		if err != nil {
+			return 0, fmt.Errorf("import page %d: %w", startIndex, err)
+		}
+		if code != http.StatusOK {
+			return 0, fmt.Errorf("import page %d: HTTP %d", startIndex, code)
 		}
 		seen += len(lr.Resources)
 		if len(lr.Resources) == 0 || seen >= lr.TotalResults {

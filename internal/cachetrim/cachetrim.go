@@ -18,7 +18,7 @@ import (
 // specMarker is what remains of a managedFields entry that owns spec fields: the
 // reconciler only asks which manager last wrote the spec, and when. Every cached entry
 // shares it (cached objects are read-only; copies get their own).
-var specMarker = &metav1.FieldsV1{Raw: []byte(`{"f:spec":{}}`)}
+var specMarker = metav1.NewFieldsV1(`{"f:spec":{}}`)
 
 // lastApplied is kubectl's client-side apply annotation: a full copy of the object.
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
@@ -35,7 +35,7 @@ func Transform() toolscache.TransformFunc {
 		if mf := obj.GetManagedFields(); len(mf) > 0 {
 			trimmed := make([]metav1.ManagedFieldsEntry, len(mf))
 			for i, e := range mf {
-				owns := e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.Raw, []byte(`"f:spec"`))
+				owns := e.FieldsV1 != nil && bytes.Contains(e.FieldsV1.GetRawBytes(), []byte(`"f:spec"`))
 				e.FieldsV1 = nil
 				if owns {
 					e.FieldsV1 = specMarker

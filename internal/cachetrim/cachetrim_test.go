@@ -18,9 +18,9 @@ func TestTransform_keepsWhoWroteTheSpecAndDropsTheRest(t *testing.T) {
 		Annotations: map[string]string{lastApplied: `{"a":"big copy"}`, "scim.stackscim.io/last-scim-request": `{"requestId":"r1"}`},
 		ManagedFields: []metav1.ManagedFieldsEntry{
 			{Manager: "stack-scim-operator-scim", Operation: metav1.ManagedFieldsOperationUpdate, Time: &now,
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}},"f:spec":{"f:userName":{},"f:emails":{}}}`)}},
+				FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{}},"f:spec":{"f:userName":{},"f:emails":{}}}`)},
 			{Manager: "stack-scim-operator", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status", Time: &now,
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:status":{"f:history":{}}}`)}},
+				FieldsV1: metav1.NewFieldsV1(`{"f:status":{"f:history":{}}}`)},
 		},
 	}}
 	out, err := Transform()(u)
@@ -30,7 +30,7 @@ func TestTransform_keepsWhoWroteTheSpecAndDropsTheRest(t *testing.T) {
 	g.Expect(got.ManagedFields).To(HaveLen(2))
 	g.Expect(got.ManagedFields[0].Manager).To(Equal("stack-scim-operator-scim"))
 	g.Expect(got.ManagedFields[0].Time).To(Equal(&now))
-	g.Expect(string(got.ManagedFields[0].FieldsV1.Raw)).To(Equal(`{"f:spec":{}}`))
+	g.Expect(string(got.ManagedFields[0].FieldsV1.GetRawBytes())).To(Equal(`{"f:spec":{}}`))
 	g.Expect(got.ManagedFields[1].Subresource).To(Equal("status"))
 	g.Expect(got.ManagedFields[1].FieldsV1).To(BeNil())
 }

@@ -169,20 +169,6 @@ func (s *site) user(userName string) *sitesim.User {
 	return found
 }
 
-func (s *site) configure(t *testing.T, patch string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPatch, s.admin+"/_sim/config", strings.NewReader(patch))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("configuring simulator: %s", resp.Status)
-	}
-}
-
 // tenant creates the token Secrets and a ScimSettings pointing at the site, and returns
 // the ScimSettings.
 func tenant(t *testing.T, ns string, s *site, mutate func(*scimv1.ScimSettings)) *scimv1.ScimSettings {

@@ -135,7 +135,10 @@ func boot() (*world, error) {
 	w.stop = func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "faults: the manager stopped with:", err)
+			}
 		case <-time.After(20 * time.Second):
 		}
 		_ = env.Stop()
@@ -145,7 +148,7 @@ func boot() (*world, error) {
 		w.scimURL = "http://" + a.String()
 	case err := <-done:
 		w.stop()
-		return nil, fmt.Errorf("manager stopped: %v", err)
+		return nil, fmt.Errorf("manager stopped: %w", err)
 	case <-time.After(90 * time.Second):
 		w.stop()
 		return nil, fmt.Errorf("the SCIM listener did not start")

@@ -95,12 +95,7 @@ func Setup(ctx context.Context, fi client.FieldIndexer) error {
 	}
 	settings := &scimv1.ScimSettings{}
 	if err := fi.IndexField(ctx, settings, SettingsSecret, func(o client.Object) []string {
-		s := o.(*scimv1.ScimSettings)
-		names := []string{s.Spec.BearerTokenSecretRef.Name}
-		if n := s.Spec.Site.TokenSecretRef.Name; n != names[0] {
-			names = append(names, n)
-		}
-		return names
+		return o.(*scimv1.ScimSettings).SecretNames()
 	}); err != nil {
 		return err
 	}

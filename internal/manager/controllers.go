@@ -6,10 +6,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/stackscim/stack-scim-operator/controllers"
+	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // setupControllers registers the reconcilers; they run on the elected leader only.
 func setupControllers(mgr ctrl.Manager, opts Options) error {
+	// One reader, so each tenant Secret's data is held once.
+	tenants := scimtenant.NewReader(mgr.GetCache(), mgr.GetAPIReader())
+	opts.Reconcilers.Tenants = tenants
 	if opts.enabled("stackuser") {
 		if err := controllers.Setup(mgr, opts.Reconcilers); err != nil {
 			return fmt.Errorf("setting up the StackUser reconciler and resync: %w", err)
@@ -20,6 +24,7 @@ func setupControllers(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := (&controllers.ScimSettingsReconciler{
 		Client:      mgr.GetClient(),
+		Tenants:     tenants,
 		Cache:       mgr.GetCache(),
 		ExternalURL: opts.ExternalURL,
 		Recorder:    mgr.GetEventRecorder("scimsettings-controller"),

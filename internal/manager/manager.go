@@ -7,11 +7,16 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stackscim/stack-scim-operator/controllers"
@@ -30,9 +35,11 @@ type Options struct {
 	SCIMCertFile            string
 	SCIMKeyFile             string
 	ExternalURL             string
-	WatchNamespace          string
-	SyncPeriod              time.Duration
-	Metrics                 metricsserver.Options
+	// WatchNamespace limits the manager to these namespaces (comma-separated); all
+	// namespaces when empty. The chart grants a Role in each.
+	WatchNamespace string
+	SyncPeriod     time.Duration
+	Metrics        metricsserver.Options
 	// PprofAddr serves net/http/pprof when set; off by default (profiles reveal memory).
 	PprofAddr string
 	// Controllers names the reconcilers to run: "stackuser" (StackUsers and the site
@@ -57,6 +64,17 @@ type Options struct {
 	Reconcilers controllers.Options
 }
 
+// watchNamespaces splits WatchNamespace.
+func (o Options) watchNamespaces() []string {
+	var out []string
+	for _, ns := range strings.Split(o.WatchNamespace, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" && !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
 // enabled reports whether the named reconciler should run.
 func (o Options) enabled(name string) bool {
 	if len(o.Controllers) == 0 {
@@ -77,8 +95,11 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if opts.SyncPeriod > 0 {
 		cacheOpts.SyncPeriod = &opts.SyncPeriod
 	}
-	if opts.WatchNamespace != "" {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{opts.WatchNamespace: {}}
+	if namespaces := opts.watchNamespaces(); len(namespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),
@@ -91,6 +112,11 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		// The leader steps down at once on SIGTERM so a rolling update hands over fast.
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOpts,
+		// Secrets are never cached whole: the cache holds their metadata only, and
+		// internal/tenant reads the data of the Secrets tenants name (see tenant.Reader).
+		// A stray Get of a Secret reads the API server rather than starting an informer
+		// over every Secret's data.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

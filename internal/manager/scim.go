@@ -1,6 +1,9 @@
 package manager
 
 import (
+	"errors"
+	"net/http"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/stackscim/stack-scim-operator/internal/listener"
@@ -19,7 +22,7 @@ func setupSCIMServer(mgr ctrl.Manager, opts Options) error {
 	if opts.SCIMAddr == "" {
 		return nil
 	}
-	_, _, err := server.AddToManager(mgr, server.Options{
+	s, _, err := server.AddToManager(mgr, server.Options{
 		ExternalURL:  opts.ExternalURL,
 		MaxBodyBytes: opts.SCIMMaxBodyBytes,
 		MaxCount:     opts.SCIMMaxCount,
@@ -30,5 +33,15 @@ func setupSCIMServer(mgr ctrl.Manager, opts Options) error {
 		CertFile: opts.SCIMCertFile,
 		KeyFile:  opts.SCIMKeyFile,
 	}, opts.SCIMListening)
-	return err
+	if err != nil {
+		return err
+	}
+	// /readyz says no while the SCIM server cannot answer (its caches are not synced, e.g.
+	// a ScimSettings list keeps failing): a replica that refuses every tenant is not ready.
+	return mgr.AddReadyzCheck("scim-server", func(*http.Request) error {
+		if !s.Ready() {
+			return errors.New("the SCIM server's caches are not synced yet")
+		}
+		return nil
+	})
 }

@@ -378,6 +378,32 @@ func TestChart_rendersValidObjects(t *testing.T) {
 				g.Expect(binding).To(BeTrue(), "a RoleBinding in the watched namespace")
 			},
 		},
+		"several watched namespaces": {
+			values: "values-multi.yaml",
+			check: func(g Gomega, ns string, r rendered) {
+				d := one[appsv1.Deployment](g, r, "Deployment")
+				g.Expect(args(d)).To(ContainElement("--watch-namespace=tenants-a,tenants-b"))
+				g.Expect(r.find("ClusterRole")).To(BeEmpty(), "no cluster-wide read of Secrets")
+				g.Expect(r.find("ClusterRoleBinding")).To(BeEmpty())
+				roles := map[string]bool{}
+				for _, o := range r.find("Role") {
+					role := as[rbacv1.Role](g, o)
+					if strings.HasSuffix(role.Name, "-manager") {
+						g.Expect(role.Rules).To(Equal(generatedRules(g)))
+						roles[role.Namespace] = true
+					}
+				}
+				g.Expect(roles).To(Equal(map[string]bool{"tenants-a": true, "tenants-b": true}))
+				bound := map[string]bool{}
+				for _, o := range r.find("RoleBinding") {
+					rb := as[rbacv1.RoleBinding](g, o)
+					if rb.RoleRef.Kind == "Role" && strings.HasSuffix(rb.RoleRef.Name, "-manager") {
+						bound[rb.Namespace] = true
+					}
+				}
+				g.Expect(bound).To(Equal(roles))
+			},
+		},
 		"one replica without leader election": {
 			values: "values-single.yaml",
 			check: func(g Gomega, ns string, r rendered) {

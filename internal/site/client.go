@@ -181,6 +181,31 @@ func (c *Client) list(ctx context.Context, startIndex, count int, filter string)
 	return p, nil
 }
 
+// ErrNotSCIM means the site answered 200 but not with a SCIM ListResponse: the URL is
+// not the site's SCIM endpoint (check the /api/scim/v2 suffix).
+var ErrNotSCIM = errors.New("the answer is not a SCIM ListResponse; check the site URL")
+
+// Probe checks the URL and token the way Okta's "Test API Credentials" does: it lists
+// one user and returns the site's user count. An answer that is not a SCIM list is
+// ErrNotSCIM; other failures are the usual *Error and *TransportError.
+func (c *Client) Probe(ctx context.Context) (int, error) {
+	q := url.Values{"startIndex": {"1"}, "count": {"1"}}
+	var l struct {
+		TotalResults *int `json:"totalResults"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/users", q, nil, &l); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.StatusCode == http.StatusOK {
+			return 0, ErrNotSCIM
+		}
+		return 0, err
+	}
+	if l.TotalResults == nil {
+		return 0, ErrNotSCIM
+	}
+	return *l.TotalResults, nil
+}
+
 // ErrStop ends a ListAll early without an error.
 var ErrStop = errors.New("stop listing")
 
@@ -272,7 +297,8 @@ func (c *Client) Create(ctx context.Context, u User) (*User, error) {
 	err := c.do(ctx, http.MethodPost, "/users", nil, u.ToWire(), &w)
 	switch StatusCode(err) {
 	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
-		return nil, fmt.Errorf("%w (%v)", ErrCreateUnsupported, err)
+		// Only ErrCreateUnsupported is wrapped: the site's 404 is not a missing user here.
+		return nil, fmt.Errorf("%w (%s)", ErrCreateUnsupported, err.Error())
 	}
 	if err != nil {
 		return nil, err

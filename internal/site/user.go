@@ -8,6 +8,9 @@ package site
 import (
 	"encoding/json"
 	"strings"
+	"unicode"
+
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 )
 
 // Role values the site knows. The site omits userType for Registered users.
@@ -205,17 +208,26 @@ type errorBody struct {
 
 func parseErrorMessage(body []byte) string {
 	var b errorBody
+	msg := ""
 	if json.Unmarshal(body, &b) == nil {
-		if b.ErrorMessage != "" {
-			return b.ErrorMessage
-		}
-		if b.Detail != "" {
-			return b.Detail
+		msg = b.ErrorMessage
+		if msg == "" {
+			msg = b.Detail
 		}
 	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "..."
+	if msg == "" {
+		msg = string(body)
 	}
-	return s
+	// The site's text ends up in condition messages and audit entries: printable, short.
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return ' '
+	}, msg)
+	return clip.String(strings.TrimSpace(msg), MaxErrorMessage)
 }
+
+// MaxErrorMessage bounds the site text kept in an Error: a site may answer with a
+// page-sized ErrorMessage, and conditions allow 32 KiB.
+const MaxErrorMessage = 512

@@ -54,3 +54,25 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "stack-scim-operator.tenantNamespace" -}}
 {{- default .Release.Namespace .Values.tenant.namespace }}
 {{- end }}
+
+{{/*
+The watched namespaces as a JSON list: watchNamespace may be one name, a comma-separated
+list or a YAML list. Empty means every namespace.
+*/}}
+{{- define "stack-scim-operator.watchNamespaces" -}}
+{{- $raw := .Values.watchNamespace -}}
+{{- $list := list -}}
+{{- if kindIs "slice" $raw -}}
+{{- $list = $raw -}}
+{{- else if $raw -}}
+{{- $list = splitList "," $raw -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $list -}}
+{{- $ns := trim . -}}
+{{- if and $ns (not (has $ns $out)) -}}
+{{- $out = append $out $ns -}}
+{{- end -}}
+{{- end -}}
+{{- $out | toJson -}}
+{{- end -}}

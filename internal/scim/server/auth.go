@@ -4,16 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"fmt"
 	"net/http"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/tenant"
 )
+
+// invalidToken is the 401 detail for every token that is not accepted, whatever the
+// reason: an unauthenticated caller learns nothing about the tenant's configuration.
+const invalidToken = "The bearer token is not valid for this SCIM tenant."
 
 // authResult says why a request was or was not authenticated; reason never holds a token.
 type authResult struct {
@@ -43,44 +43,28 @@ func (s *Server) authenticate(ctx context.Context, settings *scimv1.ScimSettings
 	if presented == "" {
 		return authResult{reason: "no bearer token", detail: "Authentication is required: send the tenant's token as \"Authorization: Bearer <token>\"."}
 	}
-	ref := settings.Spec.BearerTokenSecretRef
-	var secret corev1.Secret
-	if err := s.opts.Client.Get(ctx, client.ObjectKey{Namespace: settings.Namespace, Name: ref.Name}, &secret); err != nil {
-		reason := fmt.Sprintf("bearer token Secret %s/%s cannot be read", settings.Namespace, ref.Name)
-		if apierrors.IsNotFound(err) {
-			reason = fmt.Sprintf("bearer token Secret %s/%s does not exist", settings.Namespace, ref.Name)
+	tokens, _, err := tenant.BearerTokens(ctx, s.opts.Tenants, settings)
+	if err != nil {
+		reason := "the bearer token cannot be read"
+		if te, ok := tenant.AsError(err); ok {
+			reason = te.Message
 		} else {
-			s.log.Error(err, "reading bearer token Secret", "secret", settings.Namespace+"/"+ref.Name)
+			s.log.Error(err, "reading the bearer token", "tenant", tenant.Name(settings))
 		}
-		return authResult{reason: reason, detail: "This SCIM tenant has no usable bearer token configured (" + reason + "); ask the cluster administrator."}
-	}
-	key := ref.Key
-	if key == "" {
-		key = "token"
-	}
-	var tokens [][]byte
-	for _, k := range []string{key, ref.NextKey} {
-		if k == "" {
-			continue
-		}
-		if t := strings.TrimSpace(string(secret.Data[k])); t != "" {
-			tokens = append(tokens, []byte(t))
-		}
-	}
-	if len(tokens) == 0 {
-		reason := fmt.Sprintf("bearer token Secret %s/%s has no non-empty key %q", settings.Namespace, ref.Name, key)
-		return authResult{reason: reason, detail: "This SCIM tenant has no usable bearer token configured (" + reason + "); ask the cluster administrator."}
+		// The caller is not authenticated: it learns only that its token is not accepted.
+		// The reason goes to status.lastAuthFailure and CredentialsValid, for the admin.
+		return authResult{reason: reason, detail: invalidToken}
 	}
 	// Compare digests in constant time, checking every configured token, so neither the
 	// token's length nor which key matched leaks through timing.
 	p := sha256.Sum256([]byte(presented))
 	match := 0
 	for _, t := range tokens {
-		d := sha256.Sum256(t)
+		d := sha256.Sum256([]byte(t))
 		match |= subtle.ConstantTimeCompare(p[:], d[:])
 	}
 	if match != 1 {
-		return authResult{reason: "token does not match", detail: "The bearer token does not match this SCIM tenant's token."}
+		return authResult{reason: "token does not match", detail: invalidToken}
 	}
 	return authResult{ok: true}
 }

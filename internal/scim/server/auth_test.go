@@ -73,20 +73,27 @@ func TestAuth(t *testing.T) {
 		return resp.StatusCode
 	}).Should(Equal(http.StatusUnauthorized))
 
-	// A missing Secret or an empty token is a clear error, never a crash.
+	// A missing Secret or an empty token is a 401 that tells an unauthenticated caller
+	// only that its token is not valid; status.lastAuthFailure tells the admin why.
 	g.Expect(env.Client.Get(context.Background(), keyOf(tn.ns, "scim-token"), &secret)).To(Succeed())
 	secret.Data = map[string][]byte{"token": []byte("  \n")}
 	g.Expect(env.Client.Update(context.Background(), &secret)).To(Succeed())
-	g.Eventually(func() any {
-		_, b := tn.do("GET", "/Users", nil, "Authorization", "Bearer "+next)
-		return b["detail"]
-	}).Should(ContainSubstring("no usable bearer token"))
+	// Each poll sends a request (the cache may lag the Secret by a moment) and reads the
+	// reason the server recorded for the admin.
+	rejectedBecause := func(want string) func(g Gomega) {
+		return func(g Gomega) {
+			resp, b := tn.do("GET", "/Users", nil, "Authorization", "Bearer "+next)
+			g.Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
+			g.Expect(b["detail"]).To(Equal("The bearer token is not valid for this SCIM tenant."))
+			var s scimv1.ScimSettings
+			g.Expect(env.Client.Get(context.Background(), keyOf(tn.ns, "acme"), &s)).To(Succeed())
+			g.Expect(s.Status.LastAuthFailure).NotTo(BeNil())
+			g.Expect(s.Status.LastAuthFailure.Reason).To(ContainSubstring(want))
+		}
+	}
+	g.Eventually(rejectedBecause("is empty"), 15*time.Second).Should(Succeed())
 	g.Expect(env.Client.Delete(context.Background(), &secret)).To(Succeed())
-	g.Eventually(func() any {
-		resp, b := tn.do("GET", "/Users", nil, "Authorization", "Bearer "+next)
-		g.Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
-		return b["detail"]
-	}).Should(ContainSubstring("does not exist"))
+	g.Eventually(rejectedBecause("not found"), 15*time.Second).Should(Succeed())
 }
 
 // patchSettings changes the tenant's spec as `kubectl patch` does, without a

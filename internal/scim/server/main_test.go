@@ -14,8 +14,6 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -101,30 +99,19 @@ func randomToken() string {
 
 func newTenant(t *testing.T, mutate ...func(*scimv1.ScimSettings)) *tenant {
 	t.Helper()
-	g := NewWithT(t)
 	url := startServer(t)
-	ns := env.Namespace(t)
-	tn := &tenant{t: t, ns: ns, name: "acme", token: randomToken()}
-	ctx := context.Background()
-	g.Expect(env.Client.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scim-token"},
-		Data:       map[string][]byte{"token": []byte(tn.token + "\n")},
-	})).To(Succeed())
-	s := &scimv1.ScimSettings{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tn.name},
-		Spec: scimv1.ScimSettingsSpec{
-			BearerTokenSecretRef: scimv1.BearerTokenSecretReference{Name: "scim-token", Key: "token"},
-			Site:                 scimv1.SiteSpec{URL: "https://site.example", TokenSecretRef: scimv1.SecretKeyReference{Name: "site-token"}},
-		},
-	}
-	for _, m := range mutate {
-		m(s)
-	}
-	g.Expect(env.Client.Create(ctx, s)).To(Succeed())
-	tn.path = s.EffectiveBasePath()
+	token := randomToken()
+	// The shared fixture; the token Secret ends in a newline, as --from-file makes it.
+	fx := env.Tenant(t, testenv.TenantOptions{BearerToken: token + "\n", Mutate: func(s *scimv1.ScimSettings) {
+		for _, m := range mutate {
+			m(s)
+		}
+	}})
+	tn := &tenant{t: t, ns: fx.Namespace, name: fx.Settings.Name, token: token}
+	tn.path = fx.Settings.EffectiveBasePath()
 	tn.base = url + tn.path
 	// The server sees the tenant (and its Secret) once its cache has them.
-	g.Eventually(func() int {
+	NewWithT(t).Eventually(func() int {
 		resp, _ := tn.do("GET", "/ServiceProviderConfig", nil)
 		return resp.StatusCode
 	}, 20*time.Second, 50*time.Millisecond).Should(Equal(http.StatusOK))

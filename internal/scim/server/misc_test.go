@@ -3,6 +3,7 @@ package server_test
 import (
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +14,10 @@ import (
 
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/scim/server"
 )
 
@@ -179,6 +182,37 @@ func TestRateLimit(t *testing.T) {
 	g.Expect(retryAfter).NotTo(BeEmpty())
 }
 
+// An unauthenticated flood at a tenant's base path must not spend the tenant's budget:
+// the real IdP keeps getting 200 while the flooding client gets 401, then 429.
+func TestRateLimit_unauthenticatedFloodDoesNotThrottleTheIdP(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	tn := newTenant(t)
+	hs := ownServer(t, server.Options{RateLimit: 0.5, RateBurst: 10, AuthFailureRate: 0.5, AuthFailureBurst: 5}, true)
+	send := func(token, from string) *http.Response {
+		req, _ := http.NewRequest("GET", hs.URL+tn.path+"/Users", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Forwarded-For", from)
+		resp, err := http.DefaultClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	var flood []int
+	for range 20 {
+		flood = append(flood, send("wrong", "203.0.113.9").StatusCode)
+	}
+	g.Expect(flood[:5]).To(HaveEach(http.StatusUnauthorized))
+	g.Expect(flood[5:]).To(HaveEach(http.StatusTooManyRequests))
+	// The IdP, from another address, still has its whole budget.
+	for range 3 {
+		g.Expect(send(tn.token, "198.51.100.7").StatusCode).To(Equal(http.StatusOK))
+	}
+	// A valid token is never refused for the failures of its source.
+	g.Expect(send(tn.token, "203.0.113.9").StatusCode).To(Equal(http.StatusOK))
+}
+
 func TestNotReadyUntilCachesSync(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
@@ -223,5 +257,39 @@ func TestBadInputNeverFails(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		resp.Body.Close()
 		g.Expect(resp.StatusCode).To(Equal(http.StatusBadRequest), f)
+	}
+}
+
+// Two StackUsers with one userName made with kubectl: a SCIM filter returns only the
+// older one, which owns the userName, never both.
+func TestListUsers_duplicateUserNameListsTheOwnerOnly(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	tn := newTenant(t)
+	ctx := context.Background()
+	for _, name := range []string{"older", "younger"} {
+		g.Expect(env.Client.Create(ctx, &scimv1.StackUser{
+			ObjectMeta: metav1.ObjectMeta{Namespace: tn.ns, Name: name},
+			Spec:       scimv1.StackUserSpec{SettingsRef: scimv1.SettingsReference{Name: tn.name}, UserName: "Twin@example.com"},
+		})).To(Succeed())
+	}
+	for _, f := range []string{`userName eq "twin@example.com"`, `userName sw "twin"`} {
+		g.Eventually(func(g Gomega) {
+			req, _ := http.NewRequest("GET", tn.base+"/Users", nil)
+			q := req.URL.Query()
+			q.Set("filter", f)
+			req.URL.RawQuery = q.Encode()
+			req.Header.Set("Authorization", "Bearer "+tn.token)
+			resp, err := httpClient.Do(req)
+			g.Expect(err).NotTo(HaveOccurred())
+			defer resp.Body.Close()
+			var body struct {
+				TotalResults int              `json:"totalResults"`
+				Resources    []map[string]any `json:"Resources"`
+			}
+			g.Expect(json.NewDecoder(resp.Body).Decode(&body)).To(Succeed())
+			g.Expect(body.TotalResults).To(Equal(1), f)
+			g.Expect(body.Resources).To(ConsistOf(HaveKeyWithValue("id", "older")))
+		}).WithTimeout(15 * time.Second).Should(Succeed())
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -29,9 +27,10 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
-	"github.com/stackscim/stack-scim-operator/internal/index"
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
 	"github.com/stackscim/stack-scim-operator/internal/scim/userview"
+	"github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // Defaults of Options.
@@ -41,6 +40,10 @@ const (
 	DefaultRateLimit      = 200
 	DefaultRateBurst      = 400
 	DefaultStatusInterval = 5 * time.Second
+	// DefaultAuthFailureRate and DefaultAuthFailureBurst: a client address may fail
+	// authentication 20 times at once, then once a second, per tenant.
+	DefaultAuthFailureRate  = 1
+	DefaultAuthFailureBurst = 20
 )
 
 // Options configure a Server.
@@ -50,6 +53,8 @@ type Options struct {
 	// APIReader reads the API server directly: the fallback for a just-created user
 	// that the cache has not seen yet.
 	APIReader client.Reader
+	// Tenants reads tenants and their Secrets (internal/tenant.Reader); Client when nil.
+	Tenants client.Reader
 	// Cache is waited for before any request is answered.
 	Cache cache.Cache
 	// Events receives the audit Events; may be nil.
@@ -67,6 +72,11 @@ type Options struct {
 	// disables limiting) and RateBurst its burst (default 400).
 	RateLimit float64
 	RateBurst int
+	// AuthFailureRate is the sustained rate of failed authentications per second a
+	// client address may cause per tenant before it gets 429 instead of 401 (default 1;
+	// negative disables limiting), AuthFailureBurst its burst (default 20).
+	AuthFailureRate  float64
+	AuthFailureBurst int
 	// StatusInterval is the minimum time between two ScimSettings status writes of one
 	// tenant; default 5 s.
 	StatusInterval time.Duration
@@ -79,10 +89,12 @@ type Server struct {
 	log      logr.Logger
 	ready    atomic.Bool
 	limiters *limiters
-	status   *statusRecorder
-	recorder *audit.Recorder
-	recent   recentWrites
-	own      ownWrites
+	// authFailures is the per-tenant, per-source budget of failed authentications.
+	authFailures *limiters
+	status       *statusRecorder
+	recorder     *audit.Recorder
+	recent       recentWrites
+	own          ownWrites
 	// users is the ordered per-tenant view that lists page through; set in Start
 	// (before ready), nil when the server runs without a cache.
 	users *userview.View
@@ -102,16 +114,26 @@ func New(opts Options) *Server {
 	if opts.RateBurst <= 0 {
 		opts.RateBurst = max(DefaultRateBurst, int(opts.RateLimit*2))
 	}
+	if opts.AuthFailureRate == 0 {
+		opts.AuthFailureRate = DefaultAuthFailureRate
+	}
+	if opts.AuthFailureBurst <= 0 {
+		opts.AuthFailureBurst = DefaultAuthFailureBurst
+	}
 	if opts.StatusInterval <= 0 {
 		opts.StatusInterval = DefaultStatusInterval
 	}
 	opts.ExternalURL = strings.TrimRight(opts.ExternalURL, "/")
+	if opts.Tenants == nil {
+		opts.Tenants = opts.Client
+	}
 	s := &Server{
-		opts:     opts,
-		log:      opts.Log,
-		limiters: newLimiters(opts.RateLimit, opts.RateBurst),
-		status:   newStatusRecorder(opts.Client, opts.Log.WithName("status"), opts.StatusInterval),
-		recorder: &audit.Recorder{Client: opts.Client, Events: opts.Events, Log: opts.Log.WithName("audit")},
+		opts:         opts,
+		log:          opts.Log,
+		limiters:     newLimiters(opts.RateLimit, opts.RateBurst),
+		authFailures: newLimiters(opts.AuthFailureRate, opts.AuthFailureBurst),
+		status:       newStatusRecorder(opts.Client, opts.Log.WithName("status"), opts.StatusInterval),
+		recorder:     &audit.Recorder{Client: opts.Client, Events: opts.Events, Log: opts.Log.WithName("audit")},
 	}
 	s.recent.m = map[types.NamespacedName]recentEntry{}
 	return s
@@ -124,7 +146,7 @@ func (s *Server) NeedLeaderElection() bool { return false }
 // requests, and writes tenant status until ctx ends.
 func (s *Server) Start(ctx context.Context) error {
 	if s.opts.Cache != nil {
-		for _, obj := range []client.Object{&scimv1.ScimSettings{}, &corev1.Secret{}, &scimv1.StackGroup{}} {
+		for _, obj := range []client.Object{&scimv1.ScimSettings{}, tenant.SecretMetadata(), &scimv1.StackGroup{}} {
 			if _, err := s.opts.Cache.GetInformer(ctx, obj); err != nil {
 				return fmt.Errorf("starting informer for %T: %w", obj, err)
 			}
@@ -226,17 +248,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	tenantLabel = q.tenantName()
 	q.operation = operationName(r.Method, q.resource, q.rest)
-	if ok, wait := s.limiters.allow(tenantLabel); !ok {
-		rw.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-		writeError(rw, r, scimerr.New(http.StatusTooManyRequests, "", "too many requests for this SCIM tenant; retry after %d seconds", int(wait/time.Second)+1))
-		return
-	}
+	// Authenticate first: only an authenticated request spends the tenant's budget, so
+	// an unauthenticated flood never makes the real IdP see a 429.
 	rec := s.record(q, "")
 	if res := s.authenticate(r.Context(), q.settings, r); !res.ok {
 		rec.Reason = truncate(res.reason, 256)
 		s.status.AuthFailure(q.tenant, rec)
+		if ok, wait := s.authFailures.allow(tenantLabel + "\x00" + remoteAddr(r)); !ok {
+			tooMany(rw, r, wait, "too many failed authentications from this client")
+			return
+		}
 		rw.Header().Set("WWW-Authenticate", `Bearer realm="SCIM"`)
 		writeError(rw, r, scimerr.New(http.StatusUnauthorized, "", "%s", res.detail))
+		return
+	}
+	if ok, wait := s.limiters.allow(tenantLabel); !ok {
+		tooMany(rw, r, wait, "too many requests for this SCIM tenant")
 		return
 	}
 	s.status.Request(q.tenant, rec)
@@ -246,6 +273,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.dispatch(q)
+}
+
+// tooMany answers 429 with a Retry-After of wait, in whole seconds.
+func tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, what string) {
+	secs := int(wait/time.Second) + 1
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeError(w, r, scimerr.New(http.StatusTooManyRequests, "", "%s; retry after %d seconds", what, secs))
 }
 
 func (s *Server) record(q *request, reason string) scimv1.RequestRecord {
@@ -258,15 +292,7 @@ func (s *Server) record(q *request, reason string) scimv1.RequestRecord {
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
-}
+func truncate(s string, n int) string { return clip.Prefix(s, n) }
 
 func remoteAddr(r *http.Request) string {
 	if f := r.Header.Get("X-Forwarded-For"); f != "" {
@@ -344,29 +370,12 @@ func (s *Server) route(q *request) error {
 
 func (s *Server) tenantByBasePath(ctx context.Context, prefix string) (*scimv1.ScimSettings, error) {
 	// Every request routes through here, and requests only read the tenant: no copy.
-	var list scimv1.ScimSettingsList
-	if err := s.opts.Client.List(ctx, &list, client.MatchingFields{index.SettingsBasePath: prefix}, client.UnsafeDisableDeepCopy); err != nil {
-		s.log.Error(err, "listing ScimSettings by base path")
+	owner, err := tenant.OwnerOf(ctx, s.opts.Client, prefix)
+	if err != nil {
+		s.log.Error(err, "looking up a SCIM tenant by base path")
 		return nil, scimerr.New(http.StatusServiceUnavailable, "", "the SCIM tenant cannot be looked up right now; retry")
 	}
-	var live []*scimv1.ScimSettings
-	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp == nil {
-			live = append(live, &list.Items[i])
-		}
-	}
-	if len(live) == 0 {
-		return nil, nil
-	}
-	// Two tenants claiming one base path is a misconfiguration; the oldest keeps it.
-	sort.Slice(live, func(i, j int) bool {
-		a, b := live[i], live[j]
-		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-			return a.CreationTimestamp.Before(&b.CreationTimestamp)
-		}
-		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
-	})
-	return live[0], nil
+	return owner, nil
 }
 
 func (s *Server) externalBase(r *http.Request) string {

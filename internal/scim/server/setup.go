@@ -7,6 +7,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/stackscim/stack-scim-operator/internal/listener"
+	"github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // RBAC of the SCIM server (it runs in the manager's pod, with the manager's role).
@@ -25,6 +26,9 @@ func AddToManager(mgr ctrl.Manager, opts Options, lopts listener.Options, listen
 	opts.Client = mgr.GetClient()
 	opts.APIReader = mgr.GetAPIReader()
 	opts.Cache = mgr.GetCache()
+	if opts.Tenants == nil {
+		opts.Tenants = tenant.NewReader(mgr.GetCache(), mgr.GetAPIReader())
+	}
 	opts.Events = mgr.GetEventRecorder("scim-server")
 	opts.Log = mgr.GetLogger().WithName("scim")
 	s := New(opts)

@@ -31,6 +31,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/scim/resource"
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
 	"github.com/stackscim/stack-scim-operator/internal/scim/userview"
+	"github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
 // NameFor is the object name a SCIM POST gives a user: a hash of tenant and lower-cased
@@ -229,14 +230,13 @@ func (s *Server) annotate(u *scimv1.StackUser, q *request, e scimv1.AuditEntry, 
 		u.Annotations = map[string]string{}
 	}
 	now := e.Time.UTC()
-	info, _ := json.Marshal(audit.RequestInfo{
+	audit.SetLastRequest(u, audit.RequestInfo{
 		RequestID:  e.Actor.RequestID,
 		UserAgent:  e.Actor.UserAgent,
 		Tenant:     e.Actor.Name,
 		Time:       now.Format(time.RFC3339Nano),
 		Generation: generation,
 	})
-	u.Annotations[audit.AnnotationLastSCIMRequest] = string(info)
 	u.Annotations[audit.AnnotationLastModified] = now.Format(time.RFC3339)
 	audit.AddPending(u, q.settings.EffectiveHistoryLimit(), e)
 }
@@ -287,7 +287,7 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 		},
 		Spec: spec,
 	}
-	entry := s.entry(q, "Create", audit.Diff(nil, audit.Flatten(&u.Spec)))
+	entry := s.entry(q, audit.ActionCreate, audit.Diff(nil, audit.Flatten(&u.Spec)))
 	s.annotate(u, q, entry, 1)
 	err = s.opts.Client.Create(ctx, u, client.FieldOwner(audit.SCIMFieldManager))
 	if apierrors.IsAlreadyExists(err) {
@@ -324,7 +324,7 @@ func (s *Server) replaceUser(q *request) {
 		err = resource.CheckSchemas(body)
 	}
 	if err == nil {
-		err = s.update(ctx, q, "Replace", func(cur *scimv1.StackUser) (scimv1.StackUserSpec, error) {
+		err = s.update(ctx, q, audit.ActionReplace, func(cur *scimv1.StackUser) (scimv1.StackUserSpec, error) {
 			// Okta PUTs back what it read, with its mapped values added: where one value
 			// arrives in two forms, the one that differs from the stored user is the change.
 			doc, _ := patch.DeepCopy(body).(map[string]any)
@@ -347,7 +347,7 @@ func (s *Server) patchUser(q *request) {
 		ops, err = patch.Decode(body)
 		if err == nil {
 			schemas := append(append([]string{}, resource.KnownSchemas...), q.settings.Spec.RoleAttributeSchemas...)
-			err = s.update(ctx, q, "Patch", func(cur *scimv1.StackUser) (scimv1.StackUserSpec, error) {
+			err = s.update(ctx, q, audit.ActionPatch, func(cur *scimv1.StackUser) (scimv1.StackUserSpec, error) {
 				before := resource.ToSCIM(cur, "")
 				after, err := patch.Apply(before, ops, patch.Options{Schemas: schemas})
 				if err != nil {
@@ -462,7 +462,7 @@ func (s *Server) doDelete(ctx context.Context, q *request) error {
 		// site-side deactivation is attributed to it and records it. The resourceVersion
 		// keeps a concurrent write's pending entry from being overwritten.
 		info := u.DeepCopy()
-		entry := s.entry(q, "Delete", nil)
+		entry := s.entry(q, audit.ActionDelete, nil)
 		s.annotate(info, q, entry, u.Generation)
 		mp, _ := json.Marshal(map[string]any{"metadata": map[string]any{
 			"resourceVersion": u.ResourceVersion,
@@ -654,6 +654,8 @@ func (s *Server) listUsers(q *request) {
 			}
 			hits = append(hits, u)
 		}
+		// Two StackUsers made with kubectl may share a userName: only its owner is listed.
+		hits = tenant.DistinctUserNames(hits)
 		total = len(hits)
 		if from < total && p.count > 0 {
 			page = hits[from:min(from+p.count, total)]
