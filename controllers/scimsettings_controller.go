@@ -194,6 +194,11 @@ func (r *ScimSettingsReconciler) tenantOfUser() handler.EventHandler {
 }
 
 func userRoleOrEmpty(u *scimv1.StackUser) scimv1.Role {
+	// The enforced role (own attribute and mapped groups) once the reconciler has seen the
+	// user; until then, what the IdP asked for.
+	if u.Status.EffectiveRole != "" {
+		return scimv1.Role(u.Status.EffectiveRole)
+	}
 	if u.Spec.Role == nil {
 		return ""
 	}

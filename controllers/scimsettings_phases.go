@@ -114,12 +114,12 @@ func (r *ScimSettingsReconciler) countUsers(ctx context.Context, s *scimv1.ScimS
 		if u.IsActive() {
 			c.Active++
 		}
-		switch {
-		case u.Spec.Role == nil:
+		switch userRoleOrEmpty(u) {
+		case "":
 			c.UnmanagedRole++
-		case *u.Spec.Role == scimv1.RoleAdmin:
+		case scimv1.RoleAdmin:
 			c.Admins++
-		case *u.Spec.Role == scimv1.RoleModerator:
+		case scimv1.RoleModerator:
 			c.Moderators++
 		default:
 			c.Registered++

@@ -15,8 +15,10 @@ const LabelGroupPrefix = "group.scim.stackscim.io/"
 // StackGroupSpec is a SCIM group as the identity provider pushed it (Okta Push Groups,
 // Entra group provisioning). Its members are the StackUsers labelled with the group.
 type StackGroupSpec struct {
-	// settingsRef names the ScimSettings (SCIM tenant) this group belongs to.
+	// settingsRef names the ScimSettings (SCIM tenant) this group belongs to. It cannot be
+	// changed: the members' labels belong to that tenant.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="settingsRef is immutable: create a new StackGroup for another tenant"
 	SettingsRef SettingsReference `json:"settingsRef"`
 
 	// displayName is the group's name at the identity provider. Unique within the tenant,

@@ -108,6 +108,22 @@ func TestStackUser_settingsRefIsImmutable(t *testing.T) {
 	g.Expect(err.Error()).To(ContainSubstring("settingsRef is immutable"))
 }
 
+// A group's members are labelled for its tenant: moving the group would hand them to
+// another tenant's role mapping.
+func TestStackGroup_settingsRefIsImmutable(t *testing.T) {
+	g := NewWithT(t)
+	grp := &scimv1.StackGroup{
+		ObjectMeta: metav1.ObjectMeta{Name: "g1", Namespace: env.Namespace(t)},
+		Spec:       scimv1.StackGroupSpec{SettingsRef: scimv1.SettingsReference{Name: "okta"}, DisplayName: "Stack Admins"},
+	}
+	g.Expect(env.Client.Create(context.Background(), grp)).To(Succeed())
+	base := grp.DeepCopy()
+	grp.Spec.SettingsRef.Name = "other"
+	err := env.Client.Patch(context.Background(), grp, client.MergeFrom(base))
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("settingsRef is immutable"))
+}
+
 // The schema caps the history, so no writer can grow a StackUser past etcd's limit.
 func TestStackUser_historyIsCappedInTheSchema(t *testing.T) {
 	g := NewWithT(t)

@@ -79,4 +79,8 @@ const (
 	ActionDelete = "Delete"
 	// ActionDrift: a change made by hand on the site was found.
 	ActionDrift = "Drift"
+	// ActionGroupJoin and ActionGroupLeave: a SCIM group request changed the user's
+	// membership (recorded on the member's history).
+	ActionGroupJoin  = "GroupJoin"
+	ActionGroupLeave = "GroupLeave"
 )

@@ -23,12 +23,6 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
 )
 
-// Audit actions of membership changes, on the member's history.
-const (
-	ActionGroupJoin  = "GroupJoin"
-	ActionGroupLeave = "GroupLeave"
-)
-
 // memberWriters bounds the membership patches one request sends at once: a 10,000-member
 // push must finish well inside the IdP's 60 s, without starving other requests.
 const memberWriters = 16
@@ -230,11 +224,11 @@ func (s *Server) setMembership(ctx context.Context, q *request, g *scimv1.StackG
 		if groups.IsMember(u, g) == join {
 			return nil
 		}
-		e := s.entry(q, ActionGroupLeave, []scimv1.FieldChange{{Field: "groups", Old: g.Spec.DisplayName}})
+		e := s.entry(q, audit.ActionGroupLeave, []scimv1.FieldChange{{Field: "groups", Old: g.Spec.DisplayName}})
 		e.Message = fmt.Sprintf("removed from group %q (id %s)", g.Spec.DisplayName, g.Name)
 		var label any // null removes the label
 		if join {
-			e = s.entry(q, ActionGroupJoin, []scimv1.FieldChange{{Field: "groups", New: g.Spec.DisplayName}})
+			e = s.entry(q, audit.ActionGroupJoin, []scimv1.FieldChange{{Field: "groups", New: g.Spec.DisplayName}})
 			e.Message = fmt.Sprintf("added to group %q (id %s)", g.Spec.DisplayName, g.Name)
 			label = string(g.UID)
 		}

@@ -15,7 +15,6 @@ import (
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
 	"github.com/stackscim/stack-scim-operator/internal/groups"
-	"github.com/stackscim/stack-scim-operator/internal/scim/server"
 )
 
 const groupSchema = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -108,7 +107,7 @@ func TestGroups_oktaPushGroupsFlow(t *testing.T) {
 	u := tn.user(g, ids[0])
 	g.Expect(u.Labels).To(HaveKeyWithValue(scimv1.LabelGroupPrefix+gid, string(tn.group(g, gid).UID)))
 	pending := audit.Pending(u)
-	g.Expect(pending[0].Action).To(Equal(server.ActionGroupJoin))
+	g.Expect(pending[0].Action).To(Equal(audit.ActionGroupJoin))
 	g.Expect(pending[0].Message).To(ContainSubstring(`"Engineering"`))
 	g.Expect(pending[0].Actor.RequestID).NotTo(BeEmpty())
 	g.Expect(pending[0].Changes).To(Equal([]scimv1.FieldChange{{Field: "groups", New: "Engineering"}}))
@@ -132,7 +131,7 @@ func TestGroups_oktaPushGroupsFlow(t *testing.T) {
 		map[string]any{"op": "remove", "path": fmt.Sprintf(`members[value eq "%s"]`, ids[0])}))
 	g.Expect(resp.StatusCode).To(Equal(http.StatusNoContent), "%v", body)
 	tn.eventuallyMembers(gid, ids[1])
-	g.Expect(audit.Pending(tn.user(g, ids[0]))[0].Action).To(Equal(server.ActionGroupLeave))
+	g.Expect(audit.Pending(tn.user(g, ids[0]))[0].Action).To(Equal(audit.ActionGroupLeave))
 
 	// A full member replace writes only the members that change.
 	untouched := tn.user(g, ids[1]).ResourceVersion
