@@ -50,6 +50,7 @@ func (o Options) eventBurst() int {
 // elected leader only and share one site client per tenant.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	sites := &site.Clients{Defaults: opts.Site}
+	watchBacklog(mgr.GetCache())
 	resync := make(chan event.GenericEvent, 1024)
 	users := &StackUserReconciler{
 		Client: mgr.GetClient(),

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stackscim/stack-scim-operator/controllers"
@@ -33,6 +34,10 @@ type Options struct {
 	WatchNamespace          string
 	SyncPeriod              time.Duration
 	Metrics                 metricsserver.Options
+	// DrainTimeout is how long a stopping replica waits for in-flight SCIM requests
+	// (0: the listener's write budget plus 5 s). The manager's graceful shutdown is
+	// this plus shutdownMargin, so reconcilers and the leader's Lease release fit too.
+	DrainTimeout time.Duration
 	// PprofAddr serves net/http/pprof when set; off by default (profiles reveal memory).
 	PprofAddr string
 	// Controllers names the reconcilers to run: "stackuser" (StackUsers and the site
@@ -70,7 +75,15 @@ func (o Options) enabled(name string) bool {
 	return false
 }
 
-// New builds a manager with every component registered.
+// shutdownMargin is the time the manager's shutdown allows beyond the SCIM drain.
+const shutdownMargin = 15 * time.Second
+
+// DefaultDrainTimeout is the SCIM drain when Options.DrainTimeout is 0: the listener's
+// write budget (55 s) plus 5 s.
+const DefaultDrainTimeout = 60 * time.Second
+
+// New builds a manager with every component registered, with /healthz and a /readyz that
+// reflects what the SCIM server needs.
 func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	// Cached objects lose the metadata nobody reads: at 100k users that halves memory.
 	cacheOpts := cache.Options{DefaultTransform: cachetrim.Transform()}
@@ -80,6 +93,10 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if opts.WatchNamespace != "" {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{opts.WatchNamespace: {}}
 	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	gracefulShutdown := opts.DrainTimeout + shutdownMargin
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),
 		Metrics:                 opts.Metrics,
@@ -91,9 +108,16 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		// The leader steps down at once on SIGTERM so a rolling update hands over fast.
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOpts,
+		// The SCIM listener stops first and drains; caches, reconcilers and the probe
+		// server stop after it (controller-runtime's order), so draining requests can
+		// still read the cache and the probe answers "not ready" meanwhile.
+		GracefulShutdownTimeout: &gracefulShutdown,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
 	}
 	if err := index.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("registering field indexes: %w", err)
