@@ -25,6 +25,11 @@ import (
 // watchNamespace it cannot read a Secret outside the tenant's namespace; in neither mode
 // can it change a Secret. Its metrics answer only callers the chart's metrics-reader
 // ClusterRole admits.
+//
+// The cluster-wide manager sees every namespace of the shared control plane. envtest has
+// no namespace controller, so earlier tests' tenants would stay for it to reconcile (the
+// 1,000 users of kill_test.go against a stopped simulator); this file sorts before the
+// others, so go test runs it first.
 func TestInstall_managerRunsWithTheChartsRBAC(t *testing.T) {
 	for name, watchNamespace := range map[string]bool{"cluster-wide": false, "watchNamespace": true} {
 		t.Run(name, func(t *testing.T) {
