@@ -27,6 +27,9 @@ IMG ?= $(IMAGE_REPO):$(VERSION)
 PLATFORMS ?= linux/amd64 linux/arm64
 IMAGE_ARCHIVE ?= $(CURDIR)/bin/image/stack-scim-operator-$(VERSION).oci.tar
 export VERSION IMG PLATFORMS IMAGE_ARCHIVE
+# Static binaries everywhere: tests build what the image ships, and `make image` reuses the
+# test build's packages for the host platform.
+export CGO_ENABLED ?= 0
 
 .PHONY: help
 help: ## Show the targets.

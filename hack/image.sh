@@ -18,11 +18,13 @@ IMAGE_ARCHIVE=${IMAGE_ARCHIVE:-bin/image/stack-scim-operator-$VERSION.oci.tar}
 
 pkg=github.com/stackscim/stack-scim-operator/internal/version
 ldflags="-s -w -X $pkg.Version=$VERSION -X $pkg.Commit=$COMMIT -X $pkg.Date=$BUILD_DATE"
+# No -trimpath and CGO off, as `make test` builds: the host platform's build then reuses
+# the test build's compiled packages, and only the other platform compiles from scratch.
 args=()
 for platform in $PLATFORMS; do
   bin=$root/bin/image/${platform//\//-}/manager
   CGO_ENABLED=0 GOOS=${platform%/*} GOARCH=${platform#*/} \
-    go build -trimpath -ldflags "$ldflags" -o "$bin" ./cmd/manager
+    go build -ldflags "$ldflags" -o "$bin" ./cmd/manager
   args+=(-binary "$platform=$bin")
 done
 (cd hack/tools/image && go run . -out "$IMAGE_ARCHIVE" -ref "$IMG" \
