@@ -188,17 +188,22 @@ func TestRollout_sigtermDropsNoSCIMRequest(t *testing.T) {
 	svc.terminate(a)
 	stale := &scimClient{base: "http://" + a.scimAddr + st.EffectiveBasePath(), token: "idp-token-e2e",
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+	// They start no request after SIGTERM: in a cluster the preStop delay has let every
+	// client see the endpoint go before it. Requests they have in flight then must end well.
+	var terminated atomic.Bool
 	for w := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; ; i++ {
+			for i := 0; !terminated.Load(); i++ {
 				if send(stale, fmt.Sprintf("stale-%d-%d@example.com", w, i), true) {
 					return
 				}
 			}
 		}()
 	}
+	g.Eventually(sent.Load, 30*time.Second, 5*time.Millisecond).Should(BeNumerically(">=", sent.Load()+4))
+	terminated.Store(true)
 	g.Expect(a.cmd.Process.Signal(syscall.SIGTERM)).To(Succeed())
 	exited := make(chan error, 1)
 	go func() { exited <- a.cmd.Wait() }()
