@@ -59,6 +59,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if tenants == nil {
 		tenants = scimtenant.NewReader(mgr.GetCache(), mgr.GetAPIReader())
 	}
+	watchBacklog(mgr.GetCache())
 	resync := make(chan event.GenericEvent, 1024)
 	users := &StackUserReconciler{
 		Client: mgr.GetClient(),

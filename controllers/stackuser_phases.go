@@ -252,6 +252,7 @@ func (r *StackUserReconciler) planRole(_ context.Context, s *scope) error {
 		cond(metav1.ConditionTrue, ReasonPromotionNotAllowed, msg)
 		prev := meta.FindStatusCondition(s.orig.Status.Conditions, scimv1.ConditionRoleChangeBlocked)
 		if prev == nil || prev.Status != metav1.ConditionTrue || prev.Message != msg {
+			roleChangesBlocked.WithLabelValues(tenantLabel(s)).Inc()
 			s.entries = append(s.entries, entry(actor, ActionRoleChange, scimv1.ResultBlocked, msg, change("role", have, want)))
 		}
 		return nil
@@ -352,6 +353,7 @@ func (r *StackUserReconciler) applyChanges(ctx context.Context, s *scope) error 
 		}
 		return scimv1.ResultFailed, "the site answered 200 but kept the old value"
 	})
+	observeDrift(s)
 	for _, p := range s.planned {
 		if p.drift && p.field.equal(p.field.have(after), p.want) && len(s.driftReports) == 0 {
 			s.drifted = &metav1.Condition{Type: scimv1.ConditionDrifted, Status: metav1.ConditionFalse, Reason: ReasonDriftCorrected,
@@ -373,6 +375,7 @@ func (r *StackUserReconciler) recordDrift(s *scope) {
 	s.drifted = &metav1.Condition{Type: scimv1.ConditionDrifted, Status: metav1.ConditionTrue, Reason: ReasonDriftReported, Message: msg}
 	prev := meta.FindStatusCondition(s.orig.Status.Conditions, scimv1.ConditionDrifted)
 	if prev == nil || prev.Status != metav1.ConditionTrue || prev.Message != msg {
+		driftFound.WithLabelValues(tenantLabel(s), string(scimv1.DriftReport)).Add(float64(len(s.driftReports)))
 		s.entries = append(s.entries, entry(scimv1.Actor{Kind: scimv1.ActorOperator, Name: "drift-detection"}, ActionDrift,
 			scimv1.ResultReported, "changed by hand on the site; not corrected (driftPolicy Report)", s.driftReports...))
 	}

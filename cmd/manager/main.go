@@ -4,24 +4,31 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	// The image has no CA bundle (it is built from scratch): the binary carries its own
+	// roots for the sites' TLS, used when the system has none.
+	_ "golang.org/x/crypto/x509roots/fallback"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stackscim/stack-scim-operator/internal/manager"
+	"github.com/stackscim/stack-scim-operator/internal/version"
 )
 
 func main() {
 	var opts manager.Options
 	fs := flag.CommandLine
-	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	metricsSecure := fs.Bool("metrics-secure", true, "Serve metrics over HTTPS, only to callers whose bearer token the API server authenticates (TokenReview) and authorizes for GET /metrics (SubjectAccessReview); false serves plain HTTP to anyone who can reach the port.")
+	metricsCertDir := fs.String("metrics-cert-dir", "", "Folder with tls.crt and tls.key for the metrics endpoint; a self-signed certificate when empty.")
 	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	fs.StringVar(&opts.PprofAddr, "pprof-bind-address", "", "Address of the /debug/pprof endpoints; off when empty. Do not expose it.")
 	fs.BoolVar(&opts.LeaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; every replica serves SCIM.")
@@ -30,6 +37,7 @@ func main() {
 	fs.StringVar(&opts.SCIMCertFile, "scim-tls-cert-file", "", "TLS certificate for the SCIM server (reloaded on change); plain HTTP when empty.")
 	fs.StringVar(&opts.SCIMKeyFile, "scim-tls-key-file", "", "TLS private key for the SCIM server.")
 	fs.StringVar(&opts.ExternalURL, "scim-external-url", "", "Public base URL of the SCIM server (the Ingress), e.g. https://scim.example.com; shown in ScimSettings status.")
+	fs.DurationVar(&opts.DrainTimeout, "shutdown-drain-timeout", manager.DefaultDrainTimeout, "On SIGTERM, how long to wait for in-flight SCIM requests after turning unready; at least the SCIM write budget (55 s). The pod's terminationGracePeriodSeconds must cover it plus the preStop delay.")
 	fs.StringVar(&opts.WatchNamespace, "watch-namespace", "", "Only watch these namespaces, comma-separated (all namespaces when empty); the manager then needs a Role in each, no ClusterRole.")
 	fs.DurationVar(&opts.SyncPeriod, "sync-period", 10*time.Hour, "How often the informer caches are relisted.")
 	fs.Float64Var(&opts.SCIMRateLimit, "scim-rate-limit", 0, "Sustained SCIM requests per second per tenant before 429 (0: 200; negative: unlimited).")
@@ -42,9 +50,14 @@ func main() {
 	controllersFlag := fs.String("controllers", "*", "Comma-separated reconcilers to run: stackuser, scimsettings, or * for all.")
 	memoryLimitRatio := fs.Float64("memory-limit-ratio", 0.9, "Go soft memory limit as a fraction of the container's memory limit (GOMEMLIMIT, when set, wins; 0 disables).")
 	gcPercent := fs.Int("gc-percent", 50, "Go GC target: collect when the heap has grown this many percent over the live data (GOGC, when set, wins). The heap is mostly the long-lived informer cache, so 50 keeps the footprint near 1.5x the cache for little CPU.")
+	printVersion := fs.Bool("version", false, "Print the version, commit and build date, and exit.")
 	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zapOpts.BindFlags(fs)
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.String())
+		return
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
@@ -57,6 +70,13 @@ func main() {
 
 	opts.Controllers = strings.Split(*controllersFlag, ",")
 	opts.Metrics = metricsserver.Options{BindAddress: opts.MetricsAddr}
+	if *metricsSecure {
+		// As kubebuilder projects do: the scraper (Prometheus) presents its ServiceAccount
+		// token and needs the chart's metrics-reader ClusterRole.
+		opts.Metrics.SecureServing = true
+		opts.Metrics.FilterProvider = filters.WithAuthenticationAndAuthorization
+		opts.Metrics.CertDir = *metricsCertDir
+	}
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(*kubeQPS), *kubeBurst
 	mgr, err := manager.New(cfg, opts)
@@ -64,15 +84,7 @@ func main() {
 		log.Error(err, "unable to set up the manager")
 		os.Exit(1)
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "unable to add health check")
-		os.Exit(1)
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "unable to add ready check")
-		os.Exit(1)
-	}
-	log.Info("starting manager")
+	log.Info("starting manager", "version", version.Version, "commit", version.Commit, "built", version.Date)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "manager stopped")
 		os.Exit(1)

@@ -206,7 +206,8 @@ func tenant(t *testing.T, ns string, s *site, mutate func(*scimv1.ScimSettings))
 // operator is a running manager process.
 type operator struct {
 	*process
-	scimAddr string
+	scimAddr  string
+	probeAddr string
 }
 
 func startOperator(t *testing.T, namespace string) *operator {
@@ -218,21 +219,24 @@ func startOperator(t *testing.T, namespace string) *operator {
 // the address, as a Service would).
 func startOperatorAt(t *testing.T, namespace, scimAddr string) *operator {
 	t.Helper()
+	probeAddr := freeAddr(t)
 	p := start(t, "manager", []string{"KUBECONFIG=" + kubeconfig},
 		"--metrics-bind-address=0",
-		"--health-probe-bind-address="+freeAddr(t),
+		"--health-probe-bind-address="+probeAddr,
 		"--scim-bind-address="+scimAddr,
 		"--watch-namespace="+namespace,
 		"--leader-elect",
 		"--leader-election-namespace="+namespace,
 	)
-	return &operator{process: p, scimAddr: scimAddr}
+	return &operator{process: p, scimAddr: scimAddr, probeAddr: probeAddr}
 }
 
 // scimClient talks SCIM to one tenant the way Okta does.
 type scimClient struct {
 	base  string
 	token string
+	// http sends the requests; http.DefaultClient when nil.
+	http *http.Client
 }
 
 func newSCIMClient(op *operator, st *scimv1.ScimSettings) *scimClient {
@@ -255,7 +259,11 @@ func (c *scimClient) do(method, path string, body any) (int, map[string]any) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/scim+json; charset=utf-8")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := c.http
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, map[string]any{"error": err.Error()}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -25,6 +26,9 @@ type Options struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// MaxHeaderBytes caps request headers.
 	MaxHeaderBytes int
+	// DrainTimeout bounds how long a shutdown waits for in-flight requests; it defaults to
+	// WriteTimeout plus 5 s, so every request that was allowed to run is allowed to end.
+	DrainTimeout time.Duration
 }
 
 // Listener serves one handler until its context ends.
@@ -34,6 +38,9 @@ type Listener struct {
 	log     logr.Logger
 	ready   chan struct{}
 	addr    net.Addr
+	// draining is set when shutdown begins; inflight counts requests being served.
+	draining atomic.Bool
+	inflight atomic.Int64
 }
 
 // New returns a Listener for handler; defaults suit a SCIM server behind an Ingress.
@@ -53,6 +60,9 @@ func New(opts Options, handler http.Handler, log logr.Logger) *Listener {
 	if opts.MaxHeaderBytes == 0 {
 		opts.MaxHeaderBytes = 64 << 10
 	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = opts.WriteTimeout + 5*time.Second
+	}
 	return &Listener{opts: opts, handler: handler, log: log, ready: make(chan struct{})}
 }
 
@@ -69,16 +79,45 @@ func (l *Listener) Addr(ctx context.Context) (net.Addr, error) {
 	}
 }
 
-// Start serves until ctx ends, then shuts down gracefully.
+// Serving reports whether the listener is bound and not shutting down: what readiness
+// needs from it.
+func (l *Listener) Serving() bool {
+	select {
+	case <-l.ready:
+		return !l.draining.Load()
+	default:
+		return false
+	}
+}
+
+// Draining reports whether shutdown has begun.
+func (l *Listener) Draining() bool { return l.draining.Load() }
+
+// DrainTimeout is how long a shutdown waits for in-flight requests.
+func (l *Listener) DrainTimeout() time.Duration { return l.opts.DrainTimeout }
+
+// count tracks in-flight requests for the shutdown log.
+func (l *Listener) count(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		l.inflight.Add(1)
+		defer l.inflight.Add(-1)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Start serves until ctx ends, then shuts down gracefully: it stops accepting
+// connections, closes idle ones, and waits up to DrainTimeout for in-flight requests.
+// Requests are not cancelled by the shutdown: their context carries ctx's values but not
+// its cancellation, so a SCIM write that started finishes and is answered.
 func (l *Listener) Start(ctx context.Context) error {
 	srv := &http.Server{
-		Handler:           l.handler,
+		Handler:           l.count(l.handler),
 		ReadHeaderTimeout: l.opts.ReadHeaderTimeout,
 		ReadTimeout:       l.opts.ReadTimeout,
 		WriteTimeout:      l.opts.WriteTimeout,
 		IdleTimeout:       l.opts.IdleTimeout,
 		MaxHeaderBytes:    l.opts.MaxHeaderBytes,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	ln, err := net.Listen("tcp", l.opts.Addr)
 	if err != nil {
@@ -107,11 +146,16 @@ func (l *Listener) Start(ctx context.Context) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		// Readiness turns false first (see Serving), so the endpoints drop this replica;
+		// the chart's preStop delay has already given them time to.
+		l.draining.Store(true)
+		l.log.Info("shutting down: draining in-flight requests", "inflight", l.inflight.Load(), "timeout", l.opts.DrainTimeout.String())
+		shutdown, cancel := context.WithTimeout(context.Background(), l.opts.DrainTimeout)
 		defer cancel()
 		if err := srv.Shutdown(shutdown); err != nil {
-			return err
+			return fmt.Errorf("draining: %d requests still in flight: %w", l.inflight.Load(), err)
 		}
+		l.log.Info("drained")
 		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}

@@ -104,3 +104,57 @@ func TestListener_slowHeadersAreCut(t *testing.T) {
 	cancel()
 	g.Eventually(errc, 20*time.Second).Should(Receive(BeNil()), "graceful shutdown")
 }
+
+// TestListener_shutdownDrainsInFlightRequests: on shutdown the listener stops being ready
+// at once, a request already being served runs to its end with a context that shutdown
+// did not cancel, its client gets the full answer, and Start then returns cleanly.
+func TestListener_shutdownDrainsInFlightRequests(t *testing.T) {
+	g := NewWithT(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var ctxErrAtEnd atomic.Value
+	l := listener.New(listener.Options{Addr: "127.0.0.1:0"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		ctxErrAtEnd.Store(fmt.Sprint(r.Context().Err()))
+		_, _ = io.WriteString(w, "written after shutdown began")
+	}), logr.Discard())
+	g.Expect(l.DrainTimeout()).To(BeNumerically(">", 55*time.Second), "the drain outlasts the write budget")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- l.Start(ctx) }()
+	addr, err := l.Addr(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(l.Serving()).To(BeTrue())
+
+	type answer struct {
+		body string
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr.String() + "/slow")
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answered <- answer{string(b), err}
+	}()
+	<-entered
+	cancel() // SIGTERM
+	g.Eventually(l.Serving).Should(BeFalse(), "readiness turns false as soon as shutdown begins")
+	g.Consistently(stopped, 200*time.Millisecond).ShouldNot(Receive(), "shutdown waits for the in-flight request")
+	close(release)
+
+	var a answer
+	g.Eventually(answered, 10*time.Second).Should(Receive(&a))
+	g.Expect(a.err).NotTo(HaveOccurred())
+	g.Expect(a.body).To(Equal("written after shutdown began"))
+	g.Expect(ctxErrAtEnd.Load()).To(Equal("<nil>"), "the request's context was not cancelled by shutdown")
+	g.Eventually(stopped, 10*time.Second).Should(Receive(BeNil()))
+	_, err = net.DialTimeout("tcp", addr.String(), time.Second)
+	g.Expect(err).To(HaveOccurred(), "no new connections after the drain")
+}

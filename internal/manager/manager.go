@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stackscim/stack-scim-operator/controllers"
@@ -40,6 +41,10 @@ type Options struct {
 	WatchNamespace string
 	SyncPeriod     time.Duration
 	Metrics        metricsserver.Options
+	// DrainTimeout is how long a stopping replica waits for in-flight SCIM requests
+	// (0: the listener's write budget plus 5 s). The manager's graceful shutdown is
+	// this plus shutdownMargin, so reconcilers and the leader's Lease release fit too.
+	DrainTimeout time.Duration
 	// PprofAddr serves net/http/pprof when set; off by default (profiles reveal memory).
 	PprofAddr string
 	// Controllers names the reconcilers to run: "stackuser" (StackUsers and the site
@@ -88,7 +93,15 @@ func (o Options) enabled(name string) bool {
 	return false
 }
 
-// New builds a manager with every component registered.
+// shutdownMargin is the time the manager's shutdown allows beyond the SCIM drain.
+const shutdownMargin = 15 * time.Second
+
+// DefaultDrainTimeout is the SCIM drain when Options.DrainTimeout is 0: the listener's
+// write budget (55 s) plus 5 s.
+const DefaultDrainTimeout = 60 * time.Second
+
+// New builds a manager with every component registered, with /healthz and a /readyz that
+// reflects what the SCIM server needs.
 func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	// Cached objects lose the metadata nobody reads: at 100k users that halves memory.
 	cacheOpts := cache.Options{DefaultTransform: cachetrim.Transform()}
@@ -101,6 +114,10 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	gracefulShutdown := opts.DrainTimeout + shutdownMargin
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),
 		Metrics:                 opts.Metrics,
@@ -117,9 +134,16 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		// A stray Get of a Secret reads the API server rather than starting an informer
 		// over every Secret's data.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		// The SCIM listener stops first and drains; caches, reconcilers and the probe
+		// server stop after it (controller-runtime's order), so draining requests can
+		// still read the cache and the probe answers "not ready" meanwhile.
+		GracefulShutdownTimeout: &gracefulShutdown,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
 	}
 	if err := index.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("registering field indexes: %w", err)

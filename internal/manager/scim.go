@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	"github.com/stackscim/stack-scim-operator/internal/listener"
 	"github.com/stackscim/stack-scim-operator/internal/scim/server"
@@ -20,9 +21,9 @@ import (
 // Secrets the same way, so the informer is shared.
 func setupSCIMServer(mgr ctrl.Manager, opts Options) error {
 	if opts.SCIMAddr == "" {
-		return nil
+		return mgr.AddReadyzCheck("readyz", healthz.Ping)
 	}
-	s, _, err := server.AddToManager(mgr, server.Options{
+	srv, l, err := server.AddToManager(mgr, server.Options{
 		ExternalURL:  opts.ExternalURL,
 		MaxBodyBytes: opts.SCIMMaxBodyBytes,
 		MaxCount:     opts.SCIMMaxCount,
@@ -32,16 +33,30 @@ func setupSCIMServer(mgr ctrl.Manager, opts Options) error {
 		Addr:     opts.SCIMAddr,
 		CertFile: opts.SCIMCertFile,
 		KeyFile:  opts.SCIMKeyFile,
+		// The drain outlasts the write budget (WriteTimeout): a request that was allowed
+		// to start is allowed to finish.
+		DrainTimeout: opts.DrainTimeout,
 	}, opts.SCIMListening)
 	if err != nil {
 		return err
 	}
-	// /readyz says no while the SCIM server cannot answer (its caches are not synced, e.g.
-	// a ScimSettings list keeps failing): a replica that refuses every tenant is not ready.
-	return mgr.AddReadyzCheck("scim-server", func(*http.Request) error {
-		if !s.Ready() {
-			return errors.New("the SCIM server's caches are not synced yet")
+	return mgr.AddReadyzCheck("scim", scimReadiness(srv, l))
+}
+
+// scimReadiness is ready when the replica can answer SCIM correctly: its caches are synced
+// and the tenants' routes and user view are loaded (the server's Ready), the listener is
+// bound, and shutdown has not begun. A replica that would answer 503 or 404 for a tenant
+// it has not loaded yet, or that is draining, gets no traffic.
+func scimReadiness(srv *server.Server, l *listener.Listener) healthz.Checker {
+	return func(*http.Request) error {
+		switch {
+		case l.Draining():
+			return errors.New("shutting down: draining in-flight SCIM requests")
+		case !srv.Ready():
+			return errors.New("caches not synced yet: tenant routes and users not loaded")
+		case !l.Serving():
+			return errors.New("SCIM listener not bound yet")
 		}
 		return nil
-	})
+	}
 }

@@ -3,12 +3,15 @@ package manifests_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -223,14 +226,20 @@ func dryRun(t *testing.T, objs rendered) {
 // chart's ServiceMonitor can be dry-run; its spec is not checked beyond the envelope.
 func installServiceMonitorCRD(t *testing.T) {
 	t.Helper()
+	installCRD(t, "servicemonitor-crd.yaml")
+	installCRD(t, "prometheusrule-crd.yaml")
+}
+
+func installCRD(t *testing.T, file string) {
+	t.Helper()
 	g := NewWithT(t)
-	data, err := os.ReadFile(filepath.Join("testdata", "servicemonitor-crd.yaml"))
+	data, err := os.ReadFile(filepath.Join("testdata", file))
 	g.Expect(err).NotTo(HaveOccurred())
 	var crd apiextensionsv1.CustomResourceDefinition
 	g.Expect(yaml.UnmarshalStrict(data, &crd)).To(Succeed())
 	ctx := context.Background()
 	if err := env.Client.Create(ctx, &crd); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("installing the ServiceMonitor CRD: %v", err)
+		t.Fatalf("installing the CRD in %s: %v", file, err)
 	}
 	g.Eventually(func(g Gomega) {
 		var got apiextensionsv1.CustomResourceDefinition
@@ -281,6 +290,125 @@ func generatedRules(g Gomega) []rbacv1.PolicyRule {
 
 func args(d *appsv1.Deployment) []string { return d.Spec.Template.Spec.Containers[0].Args }
 
+// named converts the single object of a kind whose name ends in suffix.
+func named[T any](g Gomega, r rendered, kind, suffix string) *T {
+	var match []*unstructured.Unstructured
+	for _, o := range r.find(kind) {
+		if strings.HasSuffix(o.GetName(), suffix) {
+			match = append(match, o)
+		}
+	}
+	g.ExpectWithOffset(1, match).To(HaveLen(1), "want exactly one %s named *%s", kind, suffix)
+	return as[T](g, match[0])
+}
+
+// expectShipped checks the release plumbing of a default install: graceful rollouts,
+// metrics behind authentication, aggregated roles for the CRDs.
+func expectShipped(g Gomega, r rendered) {
+	d := one[appsv1.Deployment](g, r, "Deployment")
+	pod := d.Spec.Template.Spec
+	c := pod.Containers[0]
+	g.Expect(c.Lifecycle).NotTo(BeNil())
+	g.Expect(c.Lifecycle.PreStop.Sleep).NotTo(BeNil(), "a preStop delay the kubelet runs (the image has no shell)")
+	preStop := c.Lifecycle.PreStop.Sleep.Seconds
+	g.Expect(preStop).To(BeNumerically(">", 0))
+	g.Expect(c.Args).To(ContainElement("--shutdown-drain-timeout=60s"))
+	g.Expect(pod.TerminationGracePeriodSeconds).To(HaveValue(BeNumerically(">=", preStop+60+15)),
+		"the grace period covers the preStop delay, the SCIM drain and the manager's stop")
+	g.Expect(c.Args).To(ContainElement("--metrics-secure=true"))
+	g.Expect(c.Image).To(HaveSuffix(":"+chartAppVersion(g)), "the chart's default image is the one `make image` tags")
+	named[rbacv1.ClusterRole](g, r, "ClusterRole", "-metrics-reader")
+	auth := named[rbacv1.ClusterRole](g, r, "ClusterRole", "-metrics-auth")
+	g.Expect(auth.Rules).To(ConsistOf(
+		HaveField("Resources", ConsistOf("tokenreviews")), HaveField("Resources", ConsistOf("subjectaccessreviews"))))
+	viewer := named[rbacv1.ClusterRole](g, r, "ClusterRole", "-viewer")
+	g.Expect(viewer.Labels).To(HaveKeyWithValue("rbac.authorization.k8s.io/aggregate-to-view", "true"))
+	for _, rule := range viewer.Rules {
+		g.Expect(rule.Verbs).To(ConsistOf("get", "list", "watch"))
+	}
+	editor := named[rbacv1.ClusterRole](g, r, "ClusterRole", "-editor")
+	g.Expect(editor.Labels).To(HaveKeyWithValue("rbac.authorization.k8s.io/aggregate-to-edit", "true"))
+	g.Expect(editor.Labels).NotTo(HaveKey("rbac.authorization.k8s.io/aggregate-to-view"))
+	g.Expect(r.find("PrometheusRule")).To(BeEmpty(), "monitoring objects are opt-in")
+	g.Expect(r.find("ConfigMap")).To(BeEmpty())
+}
+
+func chartAppVersion(g Gomega) string {
+	data, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var chart struct {
+		AppVersion string `json:"appVersion"`
+	}
+	g.Expect(yaml.Unmarshal(data, &chart)).To(Succeed())
+	return chart.AppVersion
+}
+
+// stackscimMetric matches a metric name in an alert or a dashboard query.
+var stackscimMetric = regexp.MustCompile(`stackscim_[a-z_]+`)
+
+// expectMonitoring checks the PrometheusRule and the Grafana dashboard: the alerts that
+// matter are there, and every stackscim_ series they query is one the code defines (a
+// renamed metric would leave an alert that never fires).
+func expectMonitoring(g Gomega, r rendered) {
+	rules := r.find("PrometheusRule")
+	g.Expect(rules).To(HaveLen(1))
+	groups, _, _ := unstructured.NestedSlice(rules[0].Object, "spec", "groups")
+	g.Expect(groups).NotTo(BeEmpty())
+	var alerts, exprs []string
+	for _, grp := range groups {
+		for _, rule := range grp.(map[string]any)["rules"].([]any) {
+			m := rule.(map[string]any)
+			alerts = append(alerts, m["alert"].(string))
+			exprs = append(exprs, fmt.Sprint(m["expr"]))
+		}
+	}
+	g.Expect(alerts).To(ContainElements("StackScimTenantNotReady", "StackScimUnauthorizedSpike", "StackScimSiteThrottled",
+		"StackScimSiteErrors", "StackScimDrift", "StackScimRoleChangesBlocked", "StackScimBacklogGrowing"))
+	dash := one[corev1.ConfigMap](g, r, "ConfigMap")
+	g.Expect(dash.Namespace).To(Equal("monitoring"))
+	g.Expect(dash.Labels).To(HaveKeyWithValue("grafana_dashboard", "1"))
+	g.Expect(dash.Data).To(HaveKey("stack-scim-operator.json"))
+	var board map[string]any
+	g.Expect(json.Unmarshal([]byte(dash.Data["stack-scim-operator.json"]), &board)).To(Succeed())
+	exprs = append(exprs, dash.Data["stack-scim-operator.json"])
+
+	defined := definedMetrics(g)
+	for _, e := range exprs {
+		for _, name := range stackscimMetric.FindAllString(e, -1) {
+			name = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+			g.Expect(defined).To(HaveKey(name), "%s is queried but no code defines it", name)
+		}
+	}
+}
+
+// definedMetrics are the stackscim_ metric names in the Go sources (metric options and
+// descriptors name them as string literals).
+func definedMetrics(g Gomega) map[string]bool {
+	out := map[string]bool{}
+	lit := regexp.MustCompile(`"(stackscim_[a-z_]+)"`)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "bin" || d.Name() == ".git" || d.Name() == "hack") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range lit.FindAllStringSubmatch(string(src), -1) {
+			out[m[1]] = true
+		}
+		return nil
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
 // expectHardenedManager checks what every rendering of the manager must have.
 func expectHardenedManager(g Gomega, d *appsv1.Deployment) {
 	pod := d.Spec.Template.Spec
@@ -316,8 +444,9 @@ func TestChart_rendersValidObjects(t *testing.T) {
 				g.Expect(strings.Join(args(d), " ")).NotTo(ContainSubstring("--scim-external-url"))
 				svc := one[corev1.Service](g, r, "Service")
 				g.Expect(svc.Spec.Ports).To(ConsistOf(HaveField("Name", "scim"), HaveField("Name", "metrics")))
-				cr := one[rbacv1.ClusterRole](g, r, "ClusterRole")
+				cr := named[rbacv1.ClusterRole](g, r, "ClusterRole", "-manager")
 				g.Expect(cr.Rules).To(Equal(generatedRules(g)))
+				expectShipped(g, r)
 				g.Expect(r.find("Role")).To(HaveLen(1), "leader election Role")
 				g.Expect(r.find("PodDisruptionBudget")).To(HaveLen(1))
 				g.Expect(r.find("CustomResourceDefinition")).To(HaveLen(3), "StackUser, StackGroup and ScimSettings")
@@ -356,8 +485,14 @@ func TestChart_rendersValidObjects(t *testing.T) {
 				g.Expect(r.find("Secret")).To(HaveLen(2))
 				// One watched namespace: the manager's rules are a Role there, so it cannot
 				// read Secrets anywhere else.
-				g.Expect(r.find("ClusterRole")).To(BeEmpty())
-				g.Expect(r.find("ClusterRoleBinding")).To(BeEmpty())
+				// The ClusterRoles it does render (metrics authentication, the aggregated
+				// viewer and editor) grant nothing on Secrets.
+				for _, o := range r.find("ClusterRole") {
+					for _, rule := range as[rbacv1.ClusterRole](g, o).Rules {
+						g.Expect(rule.Resources).NotTo(ContainElement(BeElementOf("secrets", "*")), o.GetName())
+					}
+				}
+				expectMonitoring(g, r)
 				var manager *rbacv1.Role
 				for _, o := range r.find("Role") {
 					role := as[rbacv1.Role](g, o)

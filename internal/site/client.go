@@ -51,6 +51,8 @@ type Config struct {
 	MaxRetryAfter time.Duration
 	// HTTPClient sends the requests (default: a client with sane transport timeouts).
 	HTTPClient *http.Client
+	// Tenant labels this client's metrics (namespace/name); Clients sets it.
+	Tenant string
 }
 
 func (c Config) withDefaults() Config {
@@ -357,6 +359,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		if !retry {
 			return err
 		}
+		retriesTotal.WithLabelValues(c.cfg.Tenant, method).Inc()
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -429,8 +432,10 @@ func (c *Client) once(ctx context.Context, method, path string, q url.Values, pa
 	if rdr != nil {
 		req.Header.Set("Content-Type", "application/scim+json")
 	}
+	start := time.Now()
 	resp, err := c.cfg.HTTPClient.Do(req)
 	if err != nil {
+		c.observe(method, start, err)
 		// *url.Error repeats the URL; keep only the cause.
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -441,9 +446,11 @@ func (c *Client) once(ctx context.Context, method, path string, q url.Values, pa
 	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
+		c.observe(method, start, err)
 		return &TransportError{Method: method, Path: path, Err: fmt.Errorf("reading answer: %w", err)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		c.observe(method, start, &Error{StatusCode: resp.StatusCode})
 		return &Error{
 			Method:     method,
 			Path:       path,
@@ -452,6 +459,7 @@ func (c *Client) once(ctx context.Context, method, path string, q url.Values, pa
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After")),
 		}
 	}
+	c.observe(method, start, nil)
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}

@@ -46,6 +46,7 @@ func (cs *Clients) For(tenant string, cfg Config) (*Client, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = d.Timeout
 	}
+	cfg.Tenant = tenant
 	// The token is part of the fingerprint only as a hash, so it is not kept twice.
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%v\x00%v\x00%d", cfg.URL, cfg.Token, cfg.Timeout, cfg.RequestsPerSecond, cfg.Burst))
 	fp := hex.EncodeToString(sum[:])

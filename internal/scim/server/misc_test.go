@@ -124,10 +124,10 @@ func TestMetrics(t *testing.T) {
 	for _, f := range families {
 		found[f.GetName()] = f
 	}
-	g.Expect(found).To(HaveKey("scim_requests_total"))
-	g.Expect(found).To(HaveKey("scim_request_duration_seconds"))
+	g.Expect(found).To(HaveKey("stackscim_scim_requests_total"))
+	g.Expect(found).To(HaveKey("stackscim_scim_request_duration_seconds"))
 	matched := false
-	for _, m := range found["scim_requests_total"].GetMetric() {
+	for _, m := range found["stackscim_scim_requests_total"].GetMetric() {
 		labels := map[string]string{}
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
