@@ -70,6 +70,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			EventLimit: rate.NewLimiter(rate.Limit(opts.eventQPS()), opts.eventBurst()),
 			Log:        mgr.GetLogger().WithName("audit"),
 		},
+		APIReader:               mgr.GetAPIReader(),
 		Sites:                   sites,
 		Tenants:                 tenants,
 		Resync:                  resync,

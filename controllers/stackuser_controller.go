@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,6 +45,9 @@ type StackUserReconciler struct {
 	Sites *site.Clients
 	// Tenants reads tenants and their Secrets (internal/tenant.Reader); Client when nil.
 	Tenants client.Reader
+	// APIReader reads the API server directly: used when the cache has not yet caught up
+	// with this reconciler's own last status write. Optional.
+	APIReader client.Reader
 	// Resync delivers users the periodic resync found out of line with the site.
 	Resync <-chan event.GenericEvent
 	// MinBackoff and MaxBackoff bound the requeue delay after site failures.
@@ -55,14 +59,40 @@ type StackUserReconciler struct {
 	MaxConcurrentReconciles int
 
 	retry *retryPolicy
-	// siteIDs remembers the site id last stored per StackUser (and its UID), because the
-	// cache can lag behind the status patch and a relink would record a second Link.
+	// siteIDs remembers the site id and resourceVersion last stored per StackUser (and its
+	// UID), because the cache can lag behind the status patch: a relink would record a
+	// second Link, and a stale status.site would make the operator's own last write look
+	// like a hand edit on the site.
 	siteIDs sync.Map
+	// seen holds a seenSite per StackUser.
+	seen sync.Map
 }
 
 type knownSite struct {
-	uid    types.UID
-	siteID string
+	uid             types.UID
+	siteID          string
+	resourceVersion string
+}
+
+// seenSite is the site user as this process last observed it, kept even when the status
+// write that carries it fails: a reconcile that follows (from a stale copy, or after a
+// conflict) must not take the operator's own last write for a hand edit.
+type seenSite struct {
+	uid  types.UID
+	site *scimv1.ObservedSiteUser
+}
+
+// behindOwnWrite reports whether the cached u predates this reconciler's last successful
+// status write of it. resourceVersions are etcd revisions (integers); anything else is
+// never called stale.
+func (r *StackUserReconciler) behindOwnWrite(u *scimv1.StackUser) bool {
+	v, ok := r.siteIDs.Load(client.ObjectKeyFromObject(u))
+	if !ok || v.(knownSite).uid != u.UID {
+		return false
+	}
+	cached, err1 := strconv.ParseUint(u.ResourceVersion, 10, 64)
+	written, err2 := strconv.ParseUint(v.(knownSite).resourceVersion, 10, 64)
+	return err1 == nil && err2 == nil && cached < written
 }
 
 func (r *StackUserReconciler) knownSiteID(u *scimv1.StackUser) string {
@@ -145,10 +175,23 @@ func (r *StackUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		if apierrors.IsNotFound(err) {
 			r.retry.reset(req.NamespacedName)
 			r.siteIDs.Delete(req.NamespacedName)
+			r.seen.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.APIReader != nil && r.behindOwnWrite(user) {
+		// The phases compare the site with status.site; a copy from before our own last
+		// write would attribute that write to a hand edit.
+		if err := r.APIReader.Get(ctx, req.NamespacedName, user); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
 	s := &scope{user: user, orig: user.DeepCopy(), key: req.NamespacedName, now: metav1.Now()}
+	if v, ok := r.seen.Load(req.NamespacedName); ok && v.(seenSite).uid == user.UID {
+		// Only this reconciler (on the leader) writes status.site: what it last saw is at
+		// least as fresh as any copy it reads.
+		s.orig.Status.Site = v.(seenSite).site.DeepCopy()
+	}
 	if !user.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
 	}
@@ -209,6 +252,14 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	} else if s.siteUser != nil {
 		u.Status.Site = observe(s.siteUser, s.now)
 	}
+	if u.Status.Site != nil {
+		seen := u.Status.Site.DeepCopy()
+		if seen.SyncTime != nil {
+			// As the API server stores it (seconds), so it compares like a read-back copy.
+			seen.SyncTime = &metav1.Time{Time: seen.SyncTime.Truncate(time.Second)}
+		}
+		r.seen.Store(s.key, seenSite{uid: u.UID, site: seen})
+	}
 
 	// History goes in the same patch, so status and its audit trail appear together: the
 	// entries the SCIM server left pending on the object, then this reconcile's. The
@@ -233,11 +284,7 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	patchErr := r.Status().Patch(ctx, u, audit.NewStatusPatch(s.orig, limit, fields, append(pending, s.entries...)...))
 	switch {
 	case patchErr == nil:
-		if u.Status.SiteID != "" {
-			r.siteIDs.Store(s.key, knownSite{uid: u.UID, siteID: u.Status.SiteID})
-		} else {
-			r.siteIDs.Delete(s.key)
-		}
+		r.siteIDs.Store(s.key, knownSite{uid: u.UID, siteID: u.Status.SiteID, resourceVersion: u.ResourceVersion})
 		r.Audit.Event(u, pending...)
 		r.Audit.Emit(u, s.entries...)
 	case apierrors.IsNotFound(patchErr):

@@ -175,6 +175,7 @@ func (r *StackUserReconciler) release(ctx context.Context, s *scope) error {
 	err := r.Patch(ctx, s.user, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 	r.retry.reset(s.key)
 	r.siteIDs.Delete(s.key)
+	r.seen.Delete(s.key)
 	return client.IgnoreNotFound(err)
 }
 

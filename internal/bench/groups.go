@@ -78,8 +78,11 @@ func (h *harness) groupPush() error {
 	}
 	send := func(method, path string, body any, want int, out any) error {
 		code, _, err := call(method, m.scim+path, idpToken, body, out)
-		if err != nil || code != want {
-			return fmt.Errorf("%s %s: HTTP %d %v", method, path, code, err)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		if code != want {
+			return fmt.Errorf("%s %s: HTTP %d, want %d", method, path, code, want)
 		}
 		return nil
 	}
@@ -120,8 +123,12 @@ func (h *harness) groupPush() error {
 	var doc struct {
 		Members []any `json:"members"`
 	}
-	if code, _, err := call(http.MethodGet, m.scim+"/Groups/"+gid, idpToken, nil, &doc); err != nil || code != http.StatusOK {
-		return fmt.Errorf("reading the group: %d %v", code, err)
+	code, _, err := call(http.MethodGet, m.scim+"/Groups/"+gid, idpToken, nil, &doc)
+	if err != nil {
+		return fmt.Errorf("reading the group: %w", err)
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("reading the group: HTTP %d", code)
 	}
 	if len(doc.Members) != n {
 		log.Printf("the group shows %d members, want %d (the cache may lag)", len(doc.Members), n)

@@ -77,7 +77,7 @@ func expectMetricsNeedAReader(t *testing.T, in *installation) {
 	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", in.metricsPort)
 	// The manager serves a self-signed certificate; the chart's ServiceMonitor skips
 	// verification the same way.
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the manager serves metrics with a self-signed certificate in this test
 	scrape := func(token string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		if token != "" {

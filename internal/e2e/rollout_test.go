@@ -133,6 +133,7 @@ func TestRollout_sigtermDropsNoSCIMRequest(t *testing.T) {
 	// send plays one Okta create-then-read through client c and records the outcome.
 	send := func(c *scimClient, name string, onlyRefusedIsOK bool) (refused bool) {
 		code, body := c.do(http.MethodPost, "/Users", map[string]any{
+			"schemas":  []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
 			"userName": name, "externalId": "okta-" + name, "active": true,
 			"name": map[string]any{"givenName": "Roll", "familyName": "Out"},
 		})

@@ -156,7 +156,7 @@ func serviceAccountMount(t *testing.T, in *installation) string {
 func runcConfig(t *testing.T, runc, bundle string, img *ociimage.Image, in *installation, saDir string) error {
 	t.Helper()
 	if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
-		return fmt.Errorf("runc spec: %v: %s", err, out)
+		return fmt.Errorf("runc spec: %w: %s", err, out)
 	}
 	path := filepath.Join(bundle, "config.json")
 	raw, err := os.ReadFile(path)
