@@ -43,6 +43,9 @@ const (
 	ConditionSiteReachable = "SiteReachable"
 	// ConditionCredentialsValid is true when the referenced token Secrets hold usable tokens.
 	ConditionCredentialsValid = "CredentialsValid"
+	// ConditionChangesHeld is true on a ScimSettings while the deactivation brake holds
+	// changes back.
+	ConditionChangesHeld = "ChangesHeld"
 )
 
 // Finalizer is put on every StackUser so that deleting it deactivates (or deletes) the

@@ -188,6 +188,16 @@ type ScimSettingsSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	GroupRoles []GroupRole `json:"groupRoles,omitempty"`
 
+	// mode is Enforce (the default: the site is brought in line) or Observe (nothing is
+	// written to the site; each StackUser shows what Enforce would change).
+	// +optional
+	// +kubebuilder:default=Enforce
+	Mode Mode `json:"mode,omitempty"`
+
+	// safety holds the brake on mass deactivation.
+	// +optional
+	Safety *SafetySpec `json:"safety,omitempty"`
+
 	// historyLimit bounds the audit entries kept in each StackUser's status.
 	// +optional
 	// +kubebuilder:default=20
@@ -287,6 +297,23 @@ type ScimSettingsStatus struct {
 	// lastResyncTime is when the site's users were last read back in full.
 	// +optional
 	LastResyncTime *metav1.Time `json:"lastResyncTime,omitempty"`
+
+	// siteOnlyUsers names the first site accounts that no StackUser describes (the
+	// resync writes it with users.siteOnly). The operator never changes them; an IdP
+	// import lists them, and linking one makes it a StackUser.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	SiteOnlyUsers []SiteAccountSample `json:"siteOnlyUsers,omitempty"`
+
+	// plan sums the changes the tenant's StackUsers plan (Observe mode) or the brake
+	// holds.
+	// +optional
+	Plan *PlanSummary `json:"plan,omitempty"`
+
+	// safety is the deactivation brake's ledger (written by the StackUser reconciler).
+	// +optional
+	Safety *SafetyStatus `json:"safety,omitempty"`
 }
 
 // ScimSettings is one SCIM tenant: the settings a Stack Internal Enterprise site admin
@@ -296,8 +323,11 @@ type ScimSettingsStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=scims,categories=scim
 // +kubebuilder:printcolumn:name="Enabled",type=boolean,JSONPath=`.spec.enabled`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.users.total`
+// +kubebuilder:printcolumn:name="Planned",type=integer,JSONPath=`.status.plan.users`
+// +kubebuilder:printcolumn:name="Held",type=integer,JSONPath=`.status.plan.held`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.basePath`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -417,6 +417,18 @@ type StackUserStatus struct {
 	// +kubebuilder:validation:MaxItems=32
 	Drift []DriftedField `json:"drift,omitempty"`
 
+	// plannedChanges lists what the operator would change on the site while the tenant is
+	// in Observe mode, or the deactivation or demotion the brake holds back.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	PlannedChanges []PlannedChange `json:"plannedChanges,omitempty"`
+
+	// heldSince is when the brake first held this user's deactivation or demotion:
+	// held changes are released oldest first.
+	// +optional
+	HeldSince *metav1.Time `json:"heldSince,omitempty"`
+
 	// history is the audit trail of this user, newest first, bounded by the tenant's
 	// historyLimit and by size (the oldest entries go first).
 	// +optional
@@ -435,6 +447,8 @@ type StackUserStatus struct {
 // +kubebuilder:printcolumn:name="Active",type=boolean,JSONPath=`.spec.active`
 // +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.role`
 // +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].reason`
+// +kubebuilder:printcolumn:name="Planned",type=string,JSONPath=`.status.plannedChanges[*].action`,priority=1
 // +kubebuilder:printcolumn:name="Site ID",type=string,JSONPath=`.status.siteId`,priority=1
 // +kubebuilder:printcolumn:name="Settings",type=string,JSONPath=`.spec.settingsRef.name`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
