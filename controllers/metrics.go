@@ -39,6 +39,16 @@ var (
 		Name: "stackscim_role_changes_blocked_total",
 		Help: "Role changes recorded as blocked because a promotion switch is off, by tenant.",
 	}, []string{"tenant"})
+	changesHeld = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stackscim_changes_held_total",
+		Help: "Deactivations and demotions the brake held back (spec.safety.maxDeactivationsPerHour), by tenant; counted once per hold.",
+	}, []string{"tenant"})
+	heldDesc = prometheus.NewDesc("stackscim_changes_held",
+		"StackUsers whose deactivation or demotion the brake holds now, by tenant.",
+		[]string{"tenant"}, nil)
+	plannedDesc = prometheus.NewDesc("stackscim_planned_changes",
+		"StackUsers with changes planned in Observe mode, by tenant.",
+		[]string{"tenant"}, nil)
 	backlogDesc = prometheus.NewDesc("stackscim_reconcile_backlog",
 		"StackUsers whose latest spec the operator has not yet brought to the site (generation not observed), by tenant.",
 		[]string{"tenant"}, nil)
@@ -48,7 +58,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(driftFound, driftCorrected, roleChangesBlocked, backlog, offboardingBlocked, offboardingSkipped)
+	metrics.Registry.MustRegister(driftFound, driftCorrected, roleChangesBlocked, changesHeld, backlog, offboardingBlocked, offboardingSkipped)
 }
 
 // tenantLabel is the tenant metric label of a reconcile: namespace/name of its ScimSettings.
@@ -87,6 +97,8 @@ func watchBacklog(r client.Reader) { backlog.reader.Store(&r) }
 func (b *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- backlogDesc
 	ch <- tenantReadyDesc
+	ch <- heldDesc
+	ch <- plannedDesc
 }
 
 func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
@@ -106,14 +118,23 @@ func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 			ready = 1
 		}
 		ch <- prometheus.MustNewConstMetric(tenantReadyDesc, prometheus.GaugeValue, ready, t.Namespace+"/"+t.Name)
-		waiting := 0
+		waiting, held, planned := 0, 0, 0
 		err := index.EachUser(ctx, *rp, t.Namespace, t.Name, func(u *scimv1.StackUser) {
 			if u.Generation != u.Status.ObservedGeneration || u.DeletionTimestamp != nil {
 				waiting++
 			}
+			switch {
+			case u.Status.HeldSince != nil:
+				held++
+			case len(u.Status.PlannedChanges) > 0:
+				planned++
+			}
 		})
 		if err == nil {
-			ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(waiting), t.Namespace+"/"+t.Name)
+			label := t.Namespace + "/" + t.Name
+			ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(waiting), label)
+			ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, float64(held), label)
+			ch <- prometheus.MustNewConstMetric(plannedDesc, prometheus.GaugeValue, float64(planned), label)
 		}
 	}
 }

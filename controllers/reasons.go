@@ -49,6 +49,11 @@ const (
 	// ReasonOffboardingSkipped: a deleted StackUser was released without touching the
 	// site because of scimv1.SkipOffboardingAnnotation.
 	ReasonOffboardingSkipped = "OffboardingSkipped"
+	// ReasonObserveOnly: the tenant is in Observe mode; status.plannedChanges lists what
+	// Enforce would change on the site.
+	ReasonObserveOnly = "ObserveOnly"
+	// ReasonChangeHeld: the deactivation brake holds this user's deactivation or demotion.
+	ReasonChangeHeld = "ChangeHeld"
 	// ReasonDuplicateUserName: an older StackUser of the tenant has the same userName and
 	// owns the site account.
 	ReasonDuplicateUserName = "DuplicateUserName"
@@ -81,6 +86,10 @@ const (
 	// SettingsReasonSpecInvalid: a spec field stored before the schema checked it cannot
 	// be decoded (e.g. resyncPeriod: 1d); its default applies until it is fixed.
 	SettingsReasonSpecInvalid = "SpecInvalid"
+	// SettingsReasonChangesHeld: the deactivation brake holds changes (ChangesHeld=True).
+	SettingsReasonChangesHeld = "ChangesHeld"
+	// SettingsReasonNoneHeld: the brake holds nothing (ChangesHeld=False).
+	SettingsReasonNoneHeld = "NoneHeld"
 	// SettingsReasonAvailable: the tenant serves SCIM and reaches its site.
 	SettingsReasonAvailable = "Available"
 )

@@ -77,12 +77,12 @@ func (r *ResyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		log.V(1).Info("tenant not usable, resync postponed", "reason", te.reason)
 		return ctrl.Result{RequeueAfter: r.spread(period)}, nil
 	}
-	siteOnly, err := r.resync(ctx, t)
+	siteOnly, sample, err := r.resync(ctx, t)
 	if err != nil {
 		log.Info("resync failed", "error", err.Error())
 		return ctrl.Result{}, err // retried with the controller's back-off
 	}
-	if err := r.recordStatus(ctx, settings, siteOnly); err != nil {
+	if err := r.recordStatus(ctx, settings, siteOnly, sample); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: r.spread(period)}, nil
@@ -96,14 +96,17 @@ func (r *ResyncReconciler) spread(d time.Duration) time.Duration {
 	return max(jitter(d, j), time.Second)
 }
 
+// siteOnlySample is how many site-only accounts status.siteOnlyUsers names.
+const siteOnlySample = 10
+
 // resync lists the site and the tenant's StackUsers, enqueues the users that need a
-// reconcile and counts the site-only users.
-func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, error) {
+// reconcile and counts the site-only users, naming the first ones.
+func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, []scimv1.SiteAccountSample, error) {
 	settings := t.settings
 	var users scimv1.StackUserList
 	if err := r.List(ctx, &users, client.InNamespace(settings.Namespace),
 		client.MatchingFields{index.UserTenant: settings.Name}); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	bySiteID := map[string]*scimv1.StackUser{}
 	unlinkedByExt := map[string]*scimv1.StackUser{}
@@ -124,6 +127,7 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, error)
 	}
 
 	var siteOnly int32
+	var sample []scimv1.SiteAccountSample
 	seen := map[string]bool{}
 	enqueued := map[types.NamespacedName]bool{}
 	enqueue := func(u *scimv1.StackUser) error {
@@ -163,23 +167,26 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, error)
 				continue
 			}
 			siteOnly++
+			if len(sample) < siteOnlySample {
+				sample = append(sample, scimv1.SiteAccountSample{ID: clipPlan(su.ID), UserName: clipPlan(su.UserName), Active: su.Active})
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for id, u := range bySiteID {
 		if !seen[id] {
 			// Removed on the site: the reconciler looks it up again or recreates it.
 			if err := enqueue(u); err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 		}
 	}
 	logf.FromContext(ctx).V(1).Info("resync done", "siteUsers", len(seen), "stackUsers", len(users.Items),
 		"handedOver", len(enqueued), "siteOnly", siteOnly)
-	return siteOnly, nil
+	return siteOnly, sample, nil
 }
 
 // needsSync reports whether the site user differs from the StackUser in a way a reconcile
@@ -200,13 +207,18 @@ func needsSync(u *scimv1.StackUser, settings *scimv1.ScimSettings, su *site.User
 	return false
 }
 
-// recordStatus writes only status.users.siteOnly and status.lastResyncTime, the fields the
+// recordStatus writes only status.users.siteOnly, siteOnlyUsers and lastResyncTime, the fields the
 // resync owns, with a JSON merge patch and no lock: no other writer touches them, so it
 // neither conflicts nor overwrites.
-func (r *ResyncReconciler) recordStatus(ctx context.Context, settings *scimv1.ScimSettings, siteOnly int32) error {
+func (r *ResyncReconciler) recordStatus(ctx context.Context, settings *scimv1.ScimSettings, siteOnly int32, sample []scimv1.SiteAccountSample) error {
+	var names any // null clears a sample from an earlier resync
+	if len(sample) > 0 {
+		names = sample
+	}
 	data, err := json.Marshal(map[string]any{"status": map[string]any{
 		"lastResyncTime": metav1.Now(),
 		"users":          map[string]any{"siteOnly": siteOnly},
+		"siteOnlyUsers":  names,
 	}})
 	if err != nil {
 		return err

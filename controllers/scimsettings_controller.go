@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -87,6 +88,7 @@ func (r *ScimSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		r.checkBasePath,
 		r.checkSite,
 		r.countUsers,
+		r.checkHeld,
 	}
 	for _, phase := range phases {
 		// Every expected failure is a condition; an error here is a transient API error,
@@ -181,7 +183,8 @@ func (r *ScimSettingsReconciler) tenantOfUser() handler.EventHandler {
 		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			oldU, newU := e.ObjectOld.(*scimv1.StackUser), e.ObjectNew.(*scimv1.StackUser)
 			if oldU.Spec.SettingsRef == newU.Spec.SettingsRef && oldU.IsActive() == newU.IsActive() &&
-				userRoleOrEmpty(oldU) == userRoleOrEmpty(newU) && (oldU.DeletionTimestamp == nil) == (newU.DeletionTimestamp == nil) {
+				userRoleOrEmpty(oldU) == userRoleOrEmpty(newU) && (oldU.DeletionTimestamp == nil) == (newU.DeletionTimestamp == nil) &&
+				equality.Semantic.DeepEqual(oldU.Status.PlannedChanges, newU.Status.PlannedChanges) && oldU.Status.HeldSince.Equal(newU.Status.HeldSince) {
 				return
 			}
 			enqueue(q, oldU)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -106,7 +107,9 @@ func (r *ScimSettingsReconciler) countUsers(ctx context.Context, s *scimv1.ScimS
 		reader = r.Cache
 	}
 	var c scimv1.UserCounts
+	plan := newPlanTally()
 	err := index.EachUser(ctx, reader, s.Namespace, s.Name, func(u *scimv1.StackUser) {
+		plan.add(u)
 		if u.DeletionTimestamp != nil {
 			return // on its way out: the finalizer is deactivating it on the site
 		}
@@ -129,7 +132,84 @@ func (r *ScimSettingsReconciler) countUsers(ctx context.Context, s *scimv1.ScimS
 		return fmt.Errorf("counting StackUsers of %s: %w", s.Name, err)
 	}
 	st.users = c
+	st.plan = plan.summary()
 	return nil
+}
+
+// checkHeld sets ChangesHeld from the users the brake holds (counted by countUsers).
+func (r *ScimSettingsReconciler) checkHeld(_ context.Context, s *scimv1.ScimSettings, st *tenantState) error {
+	if st.plan.Held == 0 {
+		msg := "no deactivation or demotion is held"
+		if n := s.MaxDeactivationsPerHour(); n > 0 {
+			msg += fmt.Sprintf(" (maxDeactivationsPerHour %d)", n)
+		}
+		st.setCondition(s, scimv1.ConditionChangesHeld, metav1.ConditionFalse, SettingsReasonNoneHeld, msg)
+		return nil
+	}
+	msg := fmt.Sprintf("%d deactivations or demotions held by the brake (maxDeactivationsPerHour %d), oldest first: %s; they go out as the hour rolls on, when the cap is raised, or when annotation %s gets a new value",
+		st.plan.Held, s.MaxDeactivationsPerHour(), strings.Join(st.plan.HeldUsers, ", "), scimv1.ReleaseHeldAnnotation)
+	st.setCondition(s, scimv1.ConditionChangesHeld, metav1.ConditionTrue, SettingsReasonChangesHeld, msg)
+	return nil
+}
+
+// planTally sums the StackUsers' planned and held changes for status.plan.
+type planTally struct {
+	sum  scimv1.PlanSummary
+	held []heldUser
+}
+
+type heldUser struct {
+	name  string
+	since time.Time
+}
+
+func newPlanTally() *planTally { return &planTally{} }
+
+func (p *planTally) add(u *scimv1.StackUser) {
+	if len(u.Status.PlannedChanges) == 0 && u.Status.HeldSince == nil {
+		return
+	}
+	p.sum.Users++
+	if u.Status.HeldSince != nil {
+		p.sum.Held++
+		p.held = append(p.held, heldUser{name: u.Spec.UserName, since: u.Status.HeldSince.Time})
+	}
+	for _, c := range u.Status.PlannedChanges {
+		switch c.Action {
+		case scimv1.PlanLink:
+			p.sum.Link++
+		case scimv1.PlanCreate:
+			p.sum.Create++
+		case scimv1.PlanUpdate:
+			p.sum.Update++
+		case scimv1.PlanActivate:
+			p.sum.Activate++
+		case scimv1.PlanDeactivate:
+			p.sum.Deactivate++
+		case scimv1.PlanPromote:
+			p.sum.Promote++
+		case scimv1.PlanDemote:
+			p.sum.Demote++
+		case scimv1.PlanDelete:
+			p.sum.Delete++
+		}
+	}
+}
+
+// summary is the tally with the first held users named, oldest hold first.
+func (p *planTally) summary() scimv1.PlanSummary {
+	slices.SortFunc(p.held, func(a, b heldUser) int {
+		if c := a.since.Compare(b.since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	out := p.sum
+	out.HeldUsers = nil
+	for _, h := range p.held[:min(len(p.held), 10)] {
+		out.HeldUsers = append(out.HeldUsers, h.name)
+	}
+	return out
 }
 
 // probeResult is the outcome of one site probe and when the next one is due.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -28,6 +29,7 @@ type tenantState struct {
 	url          string
 	conflictWith string
 	users        scimv1.UserCounts
+	plan         scimv1.PlanSummary
 	// siteToken is held in memory for the probe only; it never reaches status or logs.
 	siteToken    string
 	requeueAfter time.Duration
@@ -70,6 +72,10 @@ func (r *ScimSettingsReconciler) summarize(s *scimv1.ScimSettings, st *tenantSta
 	case site.Status != metav1.ConditionTrue:
 		status, reason, message = metav1.ConditionFalse, site.Reason, site.Message
 	}
+	if held := meta.FindStatusCondition(st.conditions, scimv1.ConditionChangesHeld); held != nil && held.Status == metav1.ConditionTrue &&
+		!meta.IsStatusConditionTrue(s.Status.Conditions, scimv1.ConditionChangesHeld) && r.Recorder != nil {
+		r.Recorder.Eventf(s, nil, corev1.EventTypeWarning, held.Reason, "Hold", "%s", held.Message)
+	}
 	old := meta.FindStatusCondition(s.Status.Conditions, scimv1.ConditionReady)
 	st.setCondition(s, scimv1.ConditionReady, status, reason, message)
 	if r.Recorder != nil && (old == nil || old.Status != status || old.Reason != reason) {
@@ -94,7 +100,7 @@ func (r *ScimSettingsReconciler) patchStatus(ctx context.Context, s *scimv1.Scim
 	}
 	conditionsChanged := !settingsConditionsEqual(old.Conditions, st.conditions)
 	if !conditionsChanged && old.ObservedGeneration == s.Generation && old.BasePath == st.basePath &&
-		old.URL == st.url && old.Users != nil && oldUsers == st.users {
+		old.URL == st.url && old.Users != nil && oldUsers == st.users && old.Plan != nil && equality.Semantic.DeepEqual(*old.Plan, st.plan) {
 		return nil
 	}
 	status := map[string]any{
@@ -109,6 +115,8 @@ func (r *ScimSettingsReconciler) patchStatus(ctx context.Context, s *scimv1.Scim
 			"admins":        st.users.Admins,
 			"unmanagedRole": st.users.UnmanagedRole,
 		},
+		// Replaced whole: the merge patch must also clear heldUsers and counts gone to 0.
+		"plan": planPatch(st.plan),
 	}
 	patch := map[string]any{"status": status}
 	if conditionsChanged {
@@ -123,6 +131,18 @@ func (r *ScimSettingsReconciler) patchStatus(ctx context.Context, s *scimv1.Scim
 		return fmt.Errorf("patching ScimSettings status: %w", err)
 	}
 	return nil
+}
+
+// planPatch is status.plan for a merge patch: every count present (0 clears a stale one)
+// and heldUsers null when empty.
+func planPatch(p scimv1.PlanSummary) map[string]any {
+	var held any
+	if len(p.HeldUsers) > 0 {
+		held = p.HeldUsers
+	}
+	return map[string]any{"users": p.Users, "link": p.Link, "create": p.Create, "update": p.Update,
+		"activate": p.Activate, "deactivate": p.Deactivate, "promote": p.Promote, "demote": p.Demote,
+		"delete": p.Delete, "held": p.Held, "heldUsers": held}
 }
 
 func settingsConditionsEqual(a, b []metav1.Condition) bool {

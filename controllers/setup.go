@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/brake"
 	"github.com/stackscim/stack-scim-operator/internal/site"
 	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
@@ -61,6 +62,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	watchBacklog(mgr.GetCache())
 	resync := make(chan event.GenericEvent, 1024)
+	released := make(chan event.GenericEvent, 1024)
+	held := &brake.Brake{Client: mgr.GetClient(), Wake: wakeUsers(released)}
 	users := &StackUserReconciler{
 		Client: mgr.GetClient(),
 		Audit: &audit.Recorder{
@@ -74,6 +77,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Sites:                   sites,
 		Tenants:                 tenants,
 		Resync:                  resync,
+		Brake:                   held,
+		Released:                released,
 		MinBackoff:              opts.MinBackoff,
 		MaxBackoff:              opts.MaxBackoff,
 		SignInWait:              opts.SignInWait,

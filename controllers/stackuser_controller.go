@@ -27,6 +27,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/brake"
 	"github.com/stackscim/stack-scim-operator/internal/clip"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/site"
@@ -50,6 +51,8 @@ type StackUserReconciler struct {
 	APIReader client.Reader
 	// Resync delivers users the periodic resync found out of line with the site.
 	Resync <-chan event.GenericEvent
+	// Released delivers users the Brake releases.
+	Released <-chan event.GenericEvent
 	// MinBackoff and MaxBackoff bound the requeue delay after site failures.
 	MinBackoff, MaxBackoff time.Duration
 	// SignInWait is how long to wait before looking again for a site user that cannot be
@@ -57,6 +60,9 @@ type StackUserReconciler struct {
 	SignInWait time.Duration
 	// MaxConcurrentReconciles bounds parallel reconciles (default 32).
 	MaxConcurrentReconciles int
+	// Brake holds deactivations and demotions past a tenant's hourly cap; nil sends them
+	// all (tests of other behaviour).
+	Brake *brake.Brake
 
 	retry *retryPolicy
 	// siteIDs remembers the site id and resourceVersion last stored per StackUser (and its
@@ -120,7 +126,16 @@ type scope struct {
 	// groupsResolved says resolveGroups ran, so status.groups and effectiveRole are fresh.
 	groupsResolved bool
 
-	planned      []plannedChange
+	planned []plannedChange
+	// plan holds the Link, Create (or offboarding) changes Observe mode shows ahead of
+	// the field changes; planSet says this reconcile decided status.plannedChanges and
+	// heldSince (an Observe plan or a hold).
+	plan    []scimv1.PlannedChange
+	planSet bool
+	// releasedNote explains, in the audit entry, why a change the brake held goes out now.
+	releasedNote string
+
+
 	driftReports []scimv1.FieldChange
 	entries      []scimv1.AuditEntry
 
@@ -154,6 +169,7 @@ func (r *StackUserReconciler) phases() []phase {
 		r.planActive,
 		r.planRole,
 		r.planProfile,
+		r.holdDeactivations,
 		r.applyChanges,
 	}
 }
@@ -162,6 +178,7 @@ func (r *StackUserReconciler) phases() []phase {
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackusers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=scimsettings,verbs=get;list;watch
+// +kubebuilder:rbac:groups=scim.stackscim.io,resources=scimsettings/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=scim.stackscim.io,resources=stackgroups,verbs=get;list;watch
 // +kubebuilder:rbac:groups=core,resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -176,6 +193,9 @@ func (r *StackUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			r.retry.reset(req.NamespacedName)
 			r.siteIDs.Delete(req.NamespacedName)
 			r.seen.Delete(req.NamespacedName)
+			if r.Brake != nil {
+				r.Brake.Forget(req.NamespacedName)
+			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -278,6 +298,8 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 		fields["site"] = u.Status.Site
 	}
 	groupStatusFields(s, fields)
+	planStatusFields(s, fields)
+	annotatePlanOrigin(s)
 	if u.Status.Drift != nil || s.orig.Status.Drift != nil {
 		fields["drift"] = append([]scimv1.DriftedField{}, u.Status.Drift...)
 	}
@@ -428,8 +450,11 @@ func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("stackuser").
-		For(&scimv1.StackUser{}, builder.WithPredicates(predicate.Or[client.Object](
+		// Not For(): offboardingFirst puts deactivations, demotions and deletions ahead of
+		// a bulk import's creates in the (priority) work queue.
+		Watches(&scimv1.StackUser{}, offboardingFirst(), builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, deletionOrFinalizerChanged(), groupLabelsChanged()))).
+		Watches(&scimv1.ScimSettings{}, r.releaseHeld(), builder.WithPredicates(releaseHeldChanged())).
 		Watches(&scimv1.StackGroup{}, handler.EnqueueRequestsFromMapFunc(r.membersOfGroup),
 			builder.WithPredicates(groupMeaningChanged())).
 		Watches(&scimv1.ScimSettings{}, handler.EnqueueRequestsFromMapFunc(r.usersOfSettings),
@@ -438,6 +463,9 @@ func (r *StackUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles})
 	if r.Resync != nil {
 		b = b.WatchesRawSource(source.Channel(r.Resync, &handler.EnqueueRequestForObject{}))
+	}
+	if r.Released != nil {
+		b = b.WatchesRawSource(source.Channel(r.Released, releasedFirst()))
 	}
 	return b.Complete(r)
 }

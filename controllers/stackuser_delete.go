@@ -65,6 +65,13 @@ func (r *StackUserReconciler) reconcileDelete(ctx context.Context, s *scope) (ct
 	}
 	if su != nil {
 		s.siteUser = su
+		wait, err := r.offboardSite(ctx, s, su)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if wait {
+			return r.summarize(ctx, s, nil)
+		}
 		if t.settings.EffectiveDeletionPolicy() == scimv1.DeletionDelete {
 			r.deleteSiteUser(ctx, s, su)
 		} else {
@@ -165,6 +172,7 @@ func (r *StackUserReconciler) deleteSiteUser(ctx context.Context, s *scope, su *
 
 // release records the entries and removes the finalizer.
 func (r *StackUserReconciler) release(ctx context.Context, s *scope) error {
+	annotatePlanOrigin(s)
 	if len(s.entries) > 0 {
 		if err := r.Audit.Append(ctx, s.user, historyLimit(s), s.entries...); err != nil {
 			return client.IgnoreNotFound(err)

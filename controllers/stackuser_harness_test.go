@@ -44,6 +44,8 @@ type harnessOptions struct {
 	settings func(*scimv1.ScimSettings)
 	// noSettings leaves the ScimSettings out.
 	noSettings bool
+	// settingsReconciler also runs the ScimSettings reconciler (status.plan, ChangesHeld).
+	settingsReconciler bool
 }
 
 // userHarness is one test's world: a namespace, a simulated site over real HTTP, a tenant
@@ -56,6 +58,16 @@ type userHarness struct {
 	siteToken string
 	idpToken  string
 	logs      *logBuffer
+	// stopManager stops the running manager (and waits for it); restartManager starts
+	// a fresh one, as a pod restart would.
+	stopManager func()
+	opts        harnessOptions
+}
+
+// restartManager stops the manager and starts a new one with empty memory.
+func (h *userHarness) restartManager() {
+	h.stopManager()
+	h.stopManager = h.startManager()
 }
 
 // logBuffer collects the manager's log lines.
@@ -85,6 +97,7 @@ func newUserHarness(t *testing.T, o harnessOptions) *userHarness {
 		siteToken: "site-token-" + ns + "-7c4e",
 		idpToken:  "idp-token-" + ns + "-93ab",
 		logs:      &logBuffer{},
+		opts:      o,
 	}
 	simCfg := o.sim
 	simCfg.Token = h.siteToken
@@ -103,7 +116,7 @@ func newUserHarness(t *testing.T, o harnessOptions) *userHarness {
 	if !o.noSettings {
 		h.createSettings(o.settings)
 	}
-	h.startManager()
+	h.stopManager = h.startManager()
 	return h
 }
 
@@ -131,7 +144,7 @@ func (h *userHarness) createSettings(mutate func(*scimv1.ScimSettings)) {
 	}
 }
 
-func (h *userHarness) startManager() {
+func (h *userHarness) startManager() (stop func()) {
 	t := h.t
 	mgr, err := ctrl.NewManager(testEnv.Config, ctrl.Options{
 		Scheme:                 testEnv.Scheme,
@@ -158,14 +171,26 @@ func (h *userHarness) startManager() {
 	if err != nil {
 		t.Fatalf("setting up reconcilers: %v", err)
 	}
+	if h.opts.settingsReconciler {
+		r := &controllers.ScimSettingsReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("scimsettings-test"),
+			CountDelay: 100 * time.Millisecond}
+		if err := r.SetupWithManager(mgr); err != nil {
+			t.Fatalf("setting up the ScimSettings reconciler: %v", err)
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager stopped with: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("manager stopped with: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // createUser creates a StackUser as the SCIM server would: with its field manager and the

@@ -55,6 +55,9 @@ func (r *StackUserReconciler) linkSiteUser(ctx context.Context, s *scope) error 
 		r.reportDeleted(s, lost)
 		return nil
 	}
+	if observing(s) {
+		return r.observeLink(ctx, s, su, how, lost)
+	}
 	if lost != "" {
 		s.entries = append(s.entries, entry(operatorActor, ActionLink, scimv1.ResultFailed,
 			fmt.Sprintf("site user %s no longer exists; looking it up again", lost), change("siteId", lost, "")))
@@ -291,6 +294,10 @@ func (r *StackUserReconciler) planProfile(_ context.Context, s *scope) error {
 // it leaves out), reads the result back, and records what took effect.
 func (r *StackUserReconciler) applyChanges(ctx context.Context, s *scope) error {
 	r.recordDrift(s)
+	if observing(s) {
+		r.observeOnly(s)
+		return nil
+	}
 	if len(s.planned) == 0 {
 		return nil
 	}

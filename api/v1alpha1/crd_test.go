@@ -191,8 +191,8 @@ func TestCRDs_printerColumnsAndShortNames(t *testing.T) {
 		columns    []string
 		shortNames []string
 	}{
-		"stackusers.scim.stackscim.io":   {[]string{"User Name", "Active", "Role", "Synced", "Site ID", "Settings", "Age"}, []string{"su", "stackuser"}},
-		"scimsettings.scim.stackscim.io": {[]string{"Enabled", "Ready", "Users", "Endpoint", "URL", "Age"}, []string{"scims"}},
+		"stackusers.scim.stackscim.io":   {[]string{"User Name", "Active", "Role", "Synced", "Reason", "Planned", "Site ID", "Settings", "Age"}, []string{"su", "stackuser"}},
+		"scimsettings.scim.stackscim.io": {[]string{"Enabled", "Mode", "Ready", "Users", "Planned", "Held", "Endpoint", "URL", "Age"}, []string{"scims"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -35,7 +35,7 @@ type SafetySpec struct {
 const ReleaseHeldAnnotation = "scim.stackscim.io/release-held"
 
 // PlanAction is the kind of a change the operator plans on the site.
-// +kubebuilder:validation:Enum=Link;Create;Update;Activate;Deactivate;Promote;Demote
+// +kubebuilder:validation:Enum=Link;Create;Update;Activate;Deactivate;Promote;Demote;Delete
 type PlanAction string
 
 const (
@@ -54,10 +54,13 @@ const (
 	PlanPromote PlanAction = "Promote"
 	// PlanDemote lowers the site role.
 	PlanDemote PlanAction = "Demote"
+	// PlanDelete permanently deletes the site account (a deleted StackUser under
+	// deletionPolicy Delete).
+	PlanDelete PlanAction = "Delete"
 )
 
 // PlanActions lists the plan actions in the order plans print them.
-var PlanActions = []PlanAction{PlanLink, PlanCreate, PlanUpdate, PlanActivate, PlanDeactivate, PlanPromote, PlanDemote}
+var PlanActions = []PlanAction{PlanLink, PlanCreate, PlanUpdate, PlanActivate, PlanDeactivate, PlanPromote, PlanDemote, PlanDelete}
 
 // PlannedChange is one change the operator would make on the site (Observe mode) or
 // holds back (the deactivation brake).
@@ -106,6 +109,9 @@ type PlanSummary struct {
 	// demote counts role lowerings.
 	// +optional
 	Demote int32 `json:"demote,omitempty"`
+	// delete counts permanent deletions.
+	// +optional
+	Delete int32 `json:"delete,omitempty"`
 	// held is the number of StackUsers whose deactivation or demotion the brake holds.
 	// +optional
 	Held int32 `json:"held,omitempty"`
