@@ -135,7 +135,6 @@ type scope struct {
 	// releasedNote explains, in the audit entry, why a change the brake held goes out now.
 	releasedNote string
 
-
 	driftReports []scimv1.FieldChange
 	entries      []scimv1.AuditEntry
 
