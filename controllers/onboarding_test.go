@@ -276,3 +276,88 @@ func TestBrake_raisingTheCapReleasesAndReactivationCancels(t *testing.T) {
 		g.Expect(h.inactiveOnSite(g, held[0])).To(BeEmpty(), "the reactivated user was never deactivated")
 	}).WithTimeout(45 * time.Second).Should(Succeed())
 }
+
+// A mass deletion of StackUsers (a GitOps prune, kubectl delete --all) is a mass
+// deprovisioning too: past the cap the StackUsers stay, with their finalizer, until
+// released.
+func TestBrake_holdsMassDeletion(t *testing.T) {
+	h := newUserHarness(t, harnessOptions{sim: fullSite, settings: func(s *scimv1.ScimSettings) {
+		s.Spec.Safety = &scimv1.SafetySpec{MaxDeactivationsPerHour: 1}
+	}})
+	names := []string{"w1", "w2", "w3"}
+	ids := map[string]string{}
+	for _, n := range names {
+		h.createUser(n, nil)
+	}
+	for _, n := range names {
+		ids[n] = h.eventuallySynced(n).Status.SiteID
+	}
+	for _, n := range names {
+		if err := testEnv.Client.Delete(context.Background(), h.user(NewWithT(t), n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := func(g Gomega) (out []string) {
+		for _, n := range names {
+			if testEnv.Client.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: n}, &scimv1.StackUser{}) != nil {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	inactive := func() (n int) {
+		for _, id := range ids {
+			if su, ok := h.sim.User(id); ok && !su.Active {
+				n++
+			}
+		}
+		return n
+	}
+	g := NewWithT(t)
+	g.Eventually(func(g Gomega) {
+		g.Expect(gone(g)).To(HaveLen(1))
+		g.Expect(inactive()).To(Equal(1))
+		for _, n := range names {
+			u := &scimv1.StackUser{}
+			if testEnv.Client.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: n}, u) == nil {
+				g.Expect(u).To(haveCondition(scimv1.ConditionSynced, metav1.ConditionFalse, controllers.ReasonChangeHeld))
+			}
+		}
+	}).WithTimeout(45 * time.Second).Should(Succeed())
+	h.updateSettings(func(s *scimv1.ScimSettings) { s.Spec.Safety.MaxDeactivationsPerHour = 0 })
+	g.Eventually(func(g Gomega) {
+		g.Expect(gone(g)).To(HaveLen(3))
+		g.Expect(inactive()).To(Equal(3))
+	}).WithTimeout(45 * time.Second).Should(Succeed())
+}
+
+// Observe mode on a large site must not cost two site lookups per user on every resync:
+// a user already planned against an unchanged account is not evaluated again.
+func TestObserve_resyncDoesNotReplanUnchangedUsers(t *testing.T) {
+	h := newUserHarness(t, harnessOptions{sim: fullSite, settings: func(s *scimv1.ScimSettings) {
+		fastResync(scimv1.DriftEnforce)(s)
+		s.Spec.Mode = scimv1.ModeObserve
+	}})
+	h.seed(existing("fay", sitesim.User{}))
+	h.createUser("fay", nil)
+	h.eventually("fay", func(g Gomega, u *scimv1.StackUser) {
+		g.Expect(planOf(u)).To(Equal([]string{"Link", "Update externalId →okta-fay"}))
+	})
+	lastResync := func() time.Time {
+		if t := h.settings().Status.LastResyncTime; t != nil {
+			return t.Time
+		}
+		return time.Time{}
+	}
+	g := NewWithT(t)
+	// Let a resync that may have started before the plan was written finish.
+	start := lastResync()
+	g.Eventually(lastResync).WithTimeout(30 * time.Second).Should(BeTemporally(">", start))
+	before, resyncs := h.sim.Requests()[sitesim.CountListUsers], 0
+	for seen := lastResync(); resyncs < 3; resyncs++ {
+		g.Eventually(lastResync).WithTimeout(30 * time.Second).Should(BeTemporally(">", seen))
+		seen = lastResync()
+	}
+	// One page per resync (two site accounts); lookups would add two lists per resync.
+	g.Expect(h.sim.Requests()[sitesim.CountListUsers] - before).To(BeNumerically("<=", resyncs+1))
+}

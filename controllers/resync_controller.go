@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -160,6 +161,10 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, []scim
 				u = unlinkedByName[strings.ToLower(su.UserName)]
 			}
 			if u != nil {
+				if observedUnchanged(u, su) {
+					// Observe mode planned against exactly this account already.
+					continue
+				}
 				// An unlinked StackUser's account appeared (first SAML sign-in): link it now.
 				if err := enqueue(u); err != nil {
 					return err
@@ -187,6 +192,22 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, []scim
 	logf.FromContext(ctx).V(1).Info("resync done", "siteUsers", len(seen), "stackUsers", len(users.Items),
 		"handedOver", len(enqueued), "siteOnly", siteOnly)
 	return siteOnly, sample, nil
+}
+
+// observedUnchanged reports whether an unlinked StackUser (Observe mode plans a Link
+// without linking) was last evaluated, at its current generation, against this very
+// site account as it is now: a reconcile would plan the same again, at two site lookups.
+func observedUnchanged(u *scimv1.StackUser, su *site.User) bool {
+	o := u.Status.Site
+	if o == nil || u.Status.ObservedGeneration != u.Generation || len(u.Status.PlannedChanges) == 0 ||
+		u.Status.PlannedChanges[0].Action != scimv1.PlanLink || u.Status.PlannedChanges[0].New != su.ID {
+		return false
+	}
+	now := observe(su, metav1.Time{})
+	now.SyncTime = nil
+	was := o.DeepCopy()
+	was.SyncTime = nil
+	return equality.Semantic.DeepEqual(was, now)
 }
 
 // needsSync reports whether the site user differs from the StackUser in a way a reconcile
