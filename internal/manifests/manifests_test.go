@@ -363,7 +363,8 @@ func expectMonitoring(g Gomega, r rendered) {
 		}
 	}
 	g.Expect(alerts).To(ContainElements("StackScimTenantNotReady", "StackScimUnauthorizedSpike", "StackScimSiteThrottled",
-		"StackScimSiteErrors", "StackScimDrift", "StackScimRoleChangesBlocked", "StackScimBacklogGrowing"))
+		"StackScimSiteErrors", "StackScimDrift", "StackScimRoleChangesBlocked", "StackScimBacklogGrowing",
+		"StackScimChangesHeld"))
 	dash := one[corev1.ConfigMap](g, r, "ConfigMap")
 	g.Expect(dash.Namespace).To(Equal("monitoring"))
 	g.Expect(dash.Labels).To(HaveKeyWithValue("grafana_dashboard", "1"))
