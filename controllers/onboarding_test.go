@@ -148,6 +148,19 @@ func TestObserve_deletedUserWaitsForEnforce(t *testing.T) {
 	}).WithTimeout(45 * time.Second).Should(Succeed())
 }
 
+// createSynced creates StackUsers and waits until each is on the site; it returns their
+// site ids.
+func (h *userHarness) createSynced(names ...string) map[string]string {
+	for _, n := range names {
+		h.createUser(n, nil)
+	}
+	ids := map[string]string{}
+	for _, n := range names {
+		ids[n] = h.eventuallySynced(n).Status.SiteID
+	}
+	return ids
+}
+
 // heldUsers lists the StackUsers the brake holds.
 func (h *userHarness) heldUsers(g Gomega, names ...string) []string {
 	var held []string
@@ -179,12 +192,7 @@ func TestBrake_holdsPastTheCapSurvivesRestartAndReleases(t *testing.T) {
 		s.Spec.Safety = &scimv1.SafetySpec{MaxDeactivationsPerHour: 2}
 	}})
 	names := []string{"u1", "u2", "u3", "u4"}
-	for _, n := range names {
-		h.createUser(n, nil)
-	}
-	for _, n := range names {
-		h.eventuallySynced(n)
-	}
+	h.createSynced(names...)
 	for _, n := range names {
 		h.updateUser(n, "okta", func(u *scimv1.StackUser) { u.Spec.Active = ptr.To(false) })
 		// One at a time, as an IdP deprovisions: sent or held before the next one.
@@ -252,12 +260,7 @@ func TestBrake_raisingTheCapReleasesAndReactivationCancels(t *testing.T) {
 		s.Spec.Safety = &scimv1.SafetySpec{MaxDeactivationsPerHour: 1}
 	}})
 	names := []string{"v1", "v2", "v3"}
-	for _, n := range names {
-		h.createUser(n, nil)
-	}
-	for _, n := range names {
-		h.eventuallySynced(n)
-	}
+	h.createSynced(names...)
 	for _, n := range names {
 		h.updateUser(n, "okta", func(u *scimv1.StackUser) { u.Spec.Active = ptr.To(false) })
 	}
@@ -285,13 +288,7 @@ func TestBrake_holdsMassDeletion(t *testing.T) {
 		s.Spec.Safety = &scimv1.SafetySpec{MaxDeactivationsPerHour: 1}
 	}})
 	names := []string{"w1", "w2", "w3"}
-	ids := map[string]string{}
-	for _, n := range names {
-		h.createUser(n, nil)
-	}
-	for _, n := range names {
-		ids[n] = h.eventuallySynced(n).Status.SiteID
-	}
+	ids := h.createSynced(names...)
 	for _, n := range names {
 		if err := testEnv.Client.Delete(context.Background(), h.user(NewWithT(t), n)); err != nil {
 			t.Fatal(err)

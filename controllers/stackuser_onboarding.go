@@ -44,11 +44,8 @@ func planAhead(s *scope, action scimv1.PlanAction, field, old, new string) {
 // double-linked.
 func (r *StackUserReconciler) observeLink(ctx context.Context, s *scope, su *site.User, how, lost string) error {
 	if su != nil {
-		if owner, err := r.siteIDOwner(ctx, s, su.ID); err != nil {
+		if claimed, err := r.claimed(ctx, s, su, how); err != nil || claimed {
 			return err
-		} else if owner != "" {
-			r.fail(s, ReasonSiteUserClaimed, fmt.Sprintf("site user %s (found by %s) is already linked to StackUser %q", su.ID, how, owner), r.SignInWait)
-			return nil
 		}
 		s.siteUser = su
 		s.user.Status.SiteID = s.orig.Status.SiteID

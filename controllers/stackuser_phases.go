@@ -65,11 +65,8 @@ func (r *StackUserReconciler) linkSiteUser(ctx context.Context, s *scope) error 
 		s.user.Status.Site = nil
 	}
 	if su != nil {
-		if owner, err := r.siteIDOwner(ctx, s, su.ID); err != nil {
+		if claimed, err := r.claimed(ctx, s, su, how); err != nil || claimed {
 			return err
-		} else if owner != "" {
-			r.fail(s, ReasonSiteUserClaimed, fmt.Sprintf("site user %s (found by %s) is already linked to StackUser %q", su.ID, how, owner), r.SignInWait)
-			return nil
 		}
 		s.siteUser = su
 		s.user.Status.SiteID = su.ID
@@ -143,6 +140,16 @@ func (r *StackUserReconciler) lookup(ctx context.Context, s *scope) (*site.User,
 	}
 	su, err := sc.FindByUserName(ctx, s.user.Spec.UserName)
 	return su, "userName", err
+}
+
+// claimed stops the reconcile when another StackUser of the tenant is linked to su.
+func (r *StackUserReconciler) claimed(ctx context.Context, s *scope, su *site.User, how string) (bool, error) {
+	owner, err := r.siteIDOwner(ctx, s, su.ID)
+	if err != nil || owner == "" {
+		return false, err
+	}
+	r.fail(s, ReasonSiteUserClaimed, fmt.Sprintf("site user %s (found by %s) is already linked to StackUser %q", su.ID, how, owner), r.SignInWait)
+	return true, nil
 }
 
 // siteIDOwner names another StackUser of the tenant already linked to siteID.
