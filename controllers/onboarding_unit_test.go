@@ -20,14 +20,14 @@ func TestOffboarding_ranksEventsThatTakeAccessAway(t *testing.T) {
 		change func(*scimv1.StackUser)
 		want   bool
 	}{
-		"deactivated":      {func(u *scimv1.StackUser) { u.Spec.Active = ptr.To(false) }, true},
-		"demoted":          {func(u *scimv1.StackUser) { u.Spec.Role = ptr.To(scimv1.RoleModerator) }, true},
-		"role unmanaged":   {func(u *scimv1.StackUser) { u.Spec.Role = nil }, true},
-		"left a group":     {func(u *scimv1.StackUser) { delete(u.Labels, scimv1.LabelGroupPrefix+"g1") }, true},
-		"deleted":          {func(u *scimv1.StackUser) { u.DeletionTimestamp = ptr.To(metav1.Now()) }, true},
-		"title changed":    {func(u *scimv1.StackUser) { u.Spec.Title = "CTO" }, false},
-		"joined a group":   {func(u *scimv1.StackUser) { u.Labels[scimv1.LabelGroupPrefix+"g2"] = "uid-2" }, false},
-		"no change":        {func(u *scimv1.StackUser) {}, false},
+		"deactivated":    {func(u *scimv1.StackUser) { u.Spec.Active = ptr.To(false) }, true},
+		"demoted":        {func(u *scimv1.StackUser) { u.Spec.Role = ptr.To(scimv1.RoleModerator) }, true},
+		"role unmanaged": {func(u *scimv1.StackUser) { u.Spec.Role = nil }, true},
+		"left a group":   {func(u *scimv1.StackUser) { delete(u.Labels, scimv1.LabelGroupPrefix+"g1") }, true},
+		"deleted":        {func(u *scimv1.StackUser) { u.DeletionTimestamp = ptr.To(metav1.Now()) }, true},
+		"title changed":  {func(u *scimv1.StackUser) { u.Spec.Title = "CTO" }, false},
+		"joined a group": {func(u *scimv1.StackUser) { u.Labels[scimv1.LabelGroupPrefix+"g2"] = "uid-2" }, false},
+		"no change":      {func(u *scimv1.StackUser) {}, false},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
