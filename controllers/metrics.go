@@ -120,7 +120,7 @@ func (b *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(tenantReadyDesc, prometheus.GaugeValue, ready, t.Namespace+"/"+t.Name)
 		waiting, held, planned := 0, 0, 0
 		err := index.EachUser(ctx, *rp, t.Namespace, t.Name, func(u *scimv1.StackUser) {
-			if u.Generation != u.Status.ObservedGeneration || u.DeletionTimestamp != nil {
+			if (u.Generation != u.Status.ObservedGeneration || u.DeletionTimestamp != nil) && !waitsOnPurpose(u) {
 				waiting++
 			}
 			switch {

@@ -199,7 +199,7 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, []scim
 // site account as it is now: a reconcile would plan the same again, at two site lookups.
 func observedUnchanged(u *scimv1.StackUser, su *site.User) bool {
 	o := u.Status.Site
-	if o == nil || u.Status.ObservedGeneration != u.Generation || len(u.Status.PlannedChanges) == 0 ||
+	if o == nil || evaluatedAt(u) != u.Generation || len(u.Status.PlannedChanges) == 0 ||
 		u.Status.PlannedChanges[0].Action != scimv1.PlanLink || u.Status.PlannedChanges[0].New != su.ID {
 		return false
 	}

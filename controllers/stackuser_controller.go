@@ -141,6 +141,11 @@ type scope struct {
 	// Conditions decided by the phases; nil leaves the stored one alone.
 	synced, roleBlocked, drifted *metav1.Condition
 
+	// unapplied says the site is left out of line on purpose (an Observe plan, a held
+	// change): status.observedGeneration stays, so the change keeps the IdP request as its
+	// actor when it is applied, but the reconcile did not fail.
+	unapplied bool
+
 	// done stops the remaining phases; failed says the site is not in line (so
 	// observedGeneration stays and the backoff grows); wrote says a write was sent to the
 	// site, so its audit entries must survive a status conflict.
@@ -263,7 +268,9 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 		set(readyCondition(u.Status.Conditions))
 	}
 	if err == nil && !s.failed {
-		u.Status.ObservedGeneration = gen
+		if !s.unapplied {
+			u.Status.ObservedGeneration = gen
+		}
 		r.retry.reset(s.key)
 	}
 	if s.after != nil {

@@ -76,6 +76,7 @@ func (r *StackUserReconciler) observeOnly(s *scope) {
 			Message: "the site already shows what the StackUser asks for (Observe mode: nothing would change)"}
 		return
 	}
+	s.unapplied = true
 	s.synced = &metav1.Condition{Type: scimv1.ConditionSynced, Status: metav1.ConditionFalse, Reason: ReasonObserveOnly,
 		Message: fmt.Sprintf("Observe mode: nothing is written to the site; Enforce would %s (see status.plannedChanges)", planSummary(plan))}
 }
@@ -186,6 +187,7 @@ func (r *StackUserReconciler) hold(s *scope, plan []scimv1.PlannedChange, d brak
 	settings := s.tenant.settings
 	msg := fmt.Sprintf("%s held by the deactivation brake since %s: %d of maxDeactivationsPerHour %d sent in the last hour, %d held before this one; released oldest first as the hour rolls on, when the cap is raised, or when annotation %s on ScimSettings %q gets a new value",
 		planSummary(plan), since.UTC().Format(time.RFC3339), d.Sent, d.Cap, d.Ahead, scimv1.ReleaseHeldAnnotation, settings.Name)
+	s.unapplied = true
 	s.synced = &metav1.Condition{Type: scimv1.ConditionSynced, Status: metav1.ConditionFalse, Reason: ReasonChangeHeld,
 		Message: msg}
 	s.requeueAfter = time.Hour // a backstop: the brake wakes held users when slots free up
@@ -243,6 +245,21 @@ func joinNote(msg, note string) string {
 		return note
 	}
 	return msg + "; " + note
+}
+
+// waitsOnPurpose reports whether a StackUser's last reconcile left the site out of line on
+// purpose: an Observe plan or a change the brake holds. Such users are not a backlog.
+func waitsOnPurpose(u *scimv1.StackUser) bool {
+	return isReason(u, scimv1.ConditionSynced, ReasonObserveOnly) || isReason(u, scimv1.ConditionSynced, ReasonChangeHeld)
+}
+
+// evaluatedAt is the generation the last reconcile evaluated (the Synced condition's), which
+// status.observedGeneration is not for a user waiting on purpose.
+func evaluatedAt(u *scimv1.StackUser) int64 {
+	if c := meta.FindStatusCondition(u.Status.Conditions, scimv1.ConditionSynced); c != nil {
+		return c.ObservedGeneration
+	}
+	return 0
 }
 
 func isReason(u *scimv1.StackUser, typ, reason string) bool {
