@@ -108,8 +108,10 @@ func planFlags(out io.Writer, o *options) *pflag.FlagSet {
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := planFlags(stderr, &o)
+	fs.Usage = func() {} // errors say what is wrong; --help prints the usage below
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprint(stdout, usage+fs.FlagUsages())
 			return exitNoChanges
 		}
 		fmt.Fprintln(stderr, "error:", err)
@@ -174,17 +176,11 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("writing the plan: %v", err)
 	}
 	if !p.Complete() {
-		var why []string
-		for i := range p.Tenants {
-			if r := p.Tenants[i].IncompleteReason(); r != "" {
-				why = append(why, fmt.Sprintf("%s/%s: %s", p.Tenants[i].Namespace, p.Tenants[i].Name, r))
-			}
-		}
 		hint := "is the operator running? Retry, or pass --wait 2m"
 		if o.wait > 0 {
 			hint = fmt.Sprintf("still so after waiting %s; is the operator running?", o.wait)
 		}
-		return fail("plan incomplete (%s): %s", hint, strings.Join(why, "; "))
+		return fail("plan incomplete (%s): %s", hint, incompleteReasons(p))
 	}
 	if p.Changed() {
 		return exitChanges
@@ -199,14 +195,12 @@ func readPlan(ctx context.Context, src *source, sc scope, waitFor time.Duration,
 	if err != nil || p.Complete() || waitFor == 0 {
 		return p, err
 	}
-	fmt.Fprintf(stderr, "waiting up to %s for the operator to evaluate the plan (%d StackUsers not yet evaluated)...\n", waitFor, notEvaluated(p))
-	err = wait.PollUntilContextTimeout(ctx, pollInterval, waitFor, false, func(ctx context.Context) (bool, error) {
+	fmt.Fprintf(stderr, "waiting up to %s for the operator to evaluate the plan (%s)...\n", waitFor, incompleteReasons(p))
+	err = wait.PollUntilContextTimeout(ctx, pollInterval, waitFor, false, func(context.Context) (bool, error) {
+		// Each read runs under ctx, not the poll's deadline: a read started in time ends
+		// (within the request timeout) rather than failing half-way as an error.
 		next, err := src.plan(ctx, sc)
 		if err != nil {
-			// A deadline hit mid-request is the end of the wait, not an error of its own.
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
 			return false, err
 		}
 		p = next
@@ -219,10 +213,13 @@ func readPlan(ctx context.Context, src *source, sc scope, waitFor time.Duration,
 	return p, nil
 }
 
-func notEvaluated(p *plan.Plan) int {
-	n := 0
+// incompleteReasons says, per tenant, why the plan is incomplete.
+func incompleteReasons(p *plan.Plan) string {
+	var why []string
 	for i := range p.Tenants {
-		n += len(p.Tenants[i].NotEvaluated)
+		if r := p.Tenants[i].IncompleteReason(); r != "" {
+			why = append(why, fmt.Sprintf("%s/%s: %s", p.Tenants[i].Namespace, p.Tenants[i].Name, r))
+		}
 	}
-	return n
+	return strings.Join(why, "; ")
 }
