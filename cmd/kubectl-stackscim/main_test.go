@@ -313,12 +313,20 @@ Plan: 0 to link, 0 to create, 0 to update, 0 to activate, 0 to deactivate, 0 to 
 `))
 }
 
-func TestVersion(t *testing.T) {
+func TestVersionAndHelp(t *testing.T) {
 	g := NewWithT(t)
 	code, out, errOut := cli("version")
 	g.Expect(code).To(Equal(exitNoChanges))
 	g.Expect(errOut).To(BeEmpty())
 	g.Expect(out).To(HavePrefix("kubectl-stackscim: stack-scim-operator dev (commit unknown"))
+
+	for _, args := range [][]string{{"--help"}, {"plan", "--help"}, {"plan", "-h"}} {
+		code, out, errOut = cli(args...)
+		g.Expect(code).To(Equal(exitNoChanges), "%v", args)
+		g.Expect(errOut).To(BeEmpty(), "%v", args)
+		g.Expect(out).To(ContainSubstring("Exit status: 0 no changes, 2 changes planned or held, 1 error"), "%v", args)
+		g.Expect(out).To(ContainSubstring("-A, --all-namespaces"), "%v", args)
+	}
 }
 
 // writeKubeconfig writes env's kubeconfig, changed by edit, to path.
