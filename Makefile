@@ -78,6 +78,13 @@ build: generate ## Build the manager and the site simulator.
 	go build -o bin/manager ./cmd/manager
 	@if [[ -d cmd/site-simulator ]]; then go build -o bin/site-simulator ./cmd/site-simulator; fi
 
+PLUGIN_LDFLAGS = -X github.com/stackscim/stack-scim-operator/internal/version.Version=$(VERSION) \
+	-X github.com/stackscim/stack-scim-operator/internal/version.Commit=$(shell git rev-parse HEAD 2>/dev/null || echo unknown) \
+	-X github.com/stackscim/stack-scim-operator/internal/version.Date=$(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
+.PHONY: plugin
+plugin: ## Build the kubectl plugin bin/kubectl-stackscim (`kubectl stackscim plan` once on PATH).
+	go build -ldflags "$(PLUGIN_LDFLAGS)" -o bin/kubectl-stackscim ./cmd/kubectl-stackscim
+
 ##@ Test
 
 .PHONY: test
@@ -111,11 +118,12 @@ test: runc
 
 RELEASE_DIR ?= bin/release
 .PHONY: release
-release: $(HELM) image ## Package the chart and the image archive with SHA-256 checksums into bin/release/.
+release: $(HELM) image ## Package the chart, the image archive and the kubectl plugin archives with SHA-256 checksums into bin/release/.
 	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)
 	$(HELM) package $(CHART) --version $(VERSION) --app-version $(VERSION) --destination $(RELEASE_DIR)
 	cp $(IMAGE_ARCHIVE) $(RELEASE_DIR)/
-	cd $(RELEASE_DIR) && sha256sum *.tgz *.oci.tar > SHA256SUMS && cat SHA256SUMS
+	hack/plugin.sh $(RELEASE_DIR)
+	cd $(RELEASE_DIR) && sha256sum *.tgz *.oci.tar *.tar.gz > SHA256SUMS && cat SHA256SUMS
 
 ##@ Run
 
@@ -138,7 +146,7 @@ undeploy: ## Remove the operator from the cluster in KUBECONFIG.
 
 .PHONY: clean
 clean: ## Remove built binaries (keeps the tool cache).
-	rm -rf bin/manager bin/site-simulator .local
+	rm -rf bin/manager bin/site-simulator bin/kubectl-stackscim .local
 
 ##@ Chart
 

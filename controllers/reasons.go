@@ -1,6 +1,9 @@
 package controllers
 
-import "github.com/stackscim/stack-scim-operator/internal/audit"
+import (
+	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/audit"
+)
 
 // Condition reasons set by the StackUser reconciler. CamelCase, as metav1.Condition asks.
 const (
@@ -49,11 +52,10 @@ const (
 	// ReasonOffboardingSkipped: a deleted StackUser was released without touching the
 	// site because of scimv1.SkipOffboardingAnnotation.
 	ReasonOffboardingSkipped = "OffboardingSkipped"
-	// ReasonObserveOnly: the tenant is in Observe mode; status.plannedChanges lists what
-	// Enforce would change on the site.
-	ReasonObserveOnly = "ObserveOnly"
-	// ReasonChangeHeld: the deactivation brake holds this user's deactivation or demotion.
-	ReasonChangeHeld = "ChangeHeld"
+	// ReasonObserveOnly: the tenant is in Observe mode (see the api package).
+	ReasonObserveOnly = scimv1.ReasonObserveOnly
+	// ReasonChangeHeld: the deactivation brake holds this user's change (see the api package).
+	ReasonChangeHeld = scimv1.ReasonChangeHeld
 	// ReasonDuplicateUserName: an older StackUser of the tenant has the same userName and
 	// owns the site account.
 	ReasonDuplicateUserName = "DuplicateUserName"

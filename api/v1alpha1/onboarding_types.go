@@ -30,6 +30,15 @@ type SafetySpec struct {
 	MaxDeactivationsPerHour int32 `json:"maxDeactivationsPerHour,omitempty"`
 }
 
+// Reasons of the StackUser Synced condition that the plan CLI reads.
+const (
+	// ReasonObserveOnly: the tenant is in Observe mode; status.plannedChanges lists what
+	// Enforce would change on the site.
+	ReasonObserveOnly = "ObserveOnly"
+	// ReasonChangeHeld: the deactivation brake holds this user's deactivation or demotion.
+	ReasonChangeHeld = "ChangeHeld"
+)
+
 // ReleaseHeldAnnotation, set on a ScimSettings to a value it did not have before, sends
 // every change the brake holds at that moment, past the hourly cap.
 const ReleaseHeldAnnotation = "scim.stackscim.io/release-held"
