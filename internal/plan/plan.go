@@ -80,6 +80,7 @@ type Counts struct {
 	Deactivate int `json:"deactivate"`
 	Promote    int `json:"promote"`
 	Demote     int `json:"demote"`
+	Delete     int `json:"delete"`
 	// Held is the number of StackUsers whose changes the brake holds.
 	Held int `json:"held"`
 }
@@ -101,6 +102,8 @@ func (c Counts) Of(a scimv1.PlanAction) int {
 		return c.Promote
 	case scimv1.PlanDemote:
 		return c.Demote
+	case scimv1.PlanDelete:
+		return c.Delete
 	}
 	return 0
 }
@@ -121,6 +124,8 @@ func (c *Counts) add(a scimv1.PlanAction) {
 		c.Promote++
 	case scimv1.PlanDemote:
 		c.Demote++
+	case scimv1.PlanDelete:
+		c.Delete++
 	}
 }
 
@@ -130,6 +135,9 @@ type SiteOnly struct {
 	Count int `json:"count"`
 	// Sample names the first of them.
 	Sample []scimv1.SiteAccountSample `json:"sample"`
+	// AsOf is the resync that counted them: StackUsers created since may describe some
+	// (those are left out of Sample and Count).
+	AsOf *metav1.Time `json:"asOf,omitempty"`
 }
 
 // Changed reports whether any tenant has a planned or held change.
@@ -220,7 +228,40 @@ func Build(s *scimv1.ScimSettings, users []scimv1.StackUser) Tenant {
 	}
 	slices.SortStableFunc(t.Changes, compareChanges)
 	slices.SortFunc(t.NotEvaluated, compareNames)
+	t.SiteOnly.AsOf = s.Status.LastResyncTime
+	t.SiteOnly.dropDescribed(s, users)
 	return t
+}
+
+// dropDescribed leaves out of the site-only accounts (counted at the last resync) those a
+// StackUser of the tenant describes by now: same userName (case-insensitive) or linked id.
+func (so *SiteOnly) dropDescribed(s *scimv1.ScimSettings, users []scimv1.StackUser) {
+	names, ids := map[string]bool{}, map[string]bool{}
+	for i := range users {
+		u := &users[i]
+		if u.Namespace != s.Namespace || u.Spec.SettingsRef.Name != s.Name {
+			continue
+		}
+		names[strings.ToLower(u.Spec.UserName)] = true
+		if u.Status.SiteID != "" {
+			ids[u.Status.SiteID] = true
+		}
+		for _, pc := range u.Status.PlannedChanges {
+			if pc.Action == scimv1.PlanLink {
+				ids[pc.New] = true
+			}
+		}
+	}
+	kept := so.Sample[:0]
+	for _, a := range so.Sample {
+		if names[strings.ToLower(a.UserName)] || ids[a.ID] {
+			so.Count--
+			continue
+		}
+		kept = append(kept, a)
+	}
+	so.Sample = kept
+	so.Count = max(so.Count, len(so.Sample))
 }
 
 // evaluated reports whether the operator has looked at the user since its spec last

@@ -236,3 +236,26 @@ func TestRender_severalTenantsAndJSON(t *testing.T) {
 	g.Expect(buf.String()).To(ContainSubstring(`"notEvaluated": []`))
 	g.Expect(buf.String()).NotTo(ContainSubstring("null"))
 }
+
+// Site accounts counted by the last resync that a StackUser describes by now (created
+// since, or planned to link) are not shown as left alone.
+func TestBuild_siteOnlyLeavesOutAccountsDescribedSinceTheResync(t *testing.T) {
+	g := NewWithT(t)
+	s := settings(scimv1.ModeObserve)
+	resync := metav1.NewTime(time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC))
+	s.Status.LastResyncTime = &resync
+	s.Status.Users = &scimv1.UserCounts{SiteOnly: 5}
+	s.Status.SiteOnlyUsers = []scimv1.SiteAccountSample{
+		{ID: "1", UserName: "ann@example.com", Active: true},
+		{ID: "2", UserName: "bo@example.com", Active: true},
+		{ID: "3", UserName: "cat@example.com", Active: true},
+	}
+	bo := user("bo", "BO@example.com")
+	linker := user("x", "x@example.com", scimv1.PlannedChange{Action: scimv1.PlanLink, Field: "siteId", New: "3"})
+	tn := plan.Build(s, []scimv1.StackUser{bo, linker})
+	g.Expect(tn.SiteOnly.Count).To(Equal(3))
+	g.Expect(tn.SiteOnly.Sample).To(HaveLen(1))
+	g.Expect(tn.SiteOnly.Sample[0].UserName).To(Equal("ann@example.com"))
+	out := text(t, &plan.Plan{Tenants: []plan.Tenant{tn}})
+	g.Expect(out).To(ContainSubstring("3 site accounts no StackUser describes (left unchanged; found by the resync at 2026-11-29T08:00:00Z): ann@example.com (id 1) and 2 more."))
+}

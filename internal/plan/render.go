@@ -96,7 +96,11 @@ func writeTenant(b *strings.Builder, t *Tenant) {
 		if t.SiteOnly.Count == 1 {
 			noun = "account"
 		}
-		fmt.Fprintf(b, "%d site %s no StackUser describes (left unchanged)", t.SiteOnly.Count, noun)
+		fmt.Fprintf(b, "%d site %s no StackUser describes (left unchanged", t.SiteOnly.Count, noun)
+		if t.SiteOnly.AsOf != nil {
+			fmt.Fprintf(b, "; found by the resync at %s", t.SiteOnly.AsOf.UTC().Format(time.RFC3339))
+		}
+		b.WriteString(")")
 		if len(names) > 0 {
 			b.WriteString(": " + listed(names, t.SiteOnly.Count))
 		}
