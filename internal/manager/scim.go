@@ -9,6 +9,7 @@ import (
 
 	"github.com/stackscim/stack-scim-operator/internal/listener"
 	"github.com/stackscim/stack-scim-operator/internal/scim/server"
+	"github.com/stackscim/stack-scim-operator/internal/site"
 )
 
 // setupSCIMServer registers the SCIM 2.0 server as a Runnable on every replica: the
@@ -29,6 +30,12 @@ func setupSCIMServer(mgr ctrl.Manager, opts Options) error {
 		MaxCount:     opts.SCIMMaxCount,
 		RateLimit:    opts.SCIMRateLimit,
 		RateBurst:    opts.SCIMRateBurst,
+		// Site accounts no StackUser describes are listed for IdP imports. The server
+		// keeps its own per-tenant clients, with the reconcilers' retry defaults: it runs
+		// on every replica, the reconcilers only on the leader. It only lists the site,
+		// once per snapshot TTL and only for tenants an IdP is reading.
+		Sites:        &site.Clients{Defaults: opts.Reconcilers.Site},
+		SiteAccounts: opts.SCIMSiteAccounts,
 	}, listener.Options{
 		Addr:     opts.SCIMAddr,
 		CertFile: opts.SCIMCertFile,
