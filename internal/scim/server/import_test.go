@@ -414,3 +414,55 @@ func TestImport_discoveryDescribesTheMarker(t *testing.T) {
 	g.Expect(attrs["managed"]).To(And(HaveKeyWithValue("type", "boolean"), HaveKeyWithValue("mutability", "readOnly")))
 	g.Expect(attrs["siteId"]).To(HaveKeyWithValue("mutability", "readOnly"))
 }
+
+// A StackUser renamed since holds the name an account's userName hashes to: the account
+// is shown under an id of its own, found by every path, and links under it.
+func TestImport_takenIDFallsBackToOneOfItsOwn(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	st := newSiteTenant(t, func(sim *sitesim.Sim) { sim.SeedExamples(1) })
+	taken := server.NameFor("acme", "seed1@example.com")
+	g.Expect(env.Client.Create(context.Background(), &scimv1.StackUser{
+		ObjectMeta: metav1.ObjectMeta{Namespace: st.ns, Name: taken},
+		Spec:       scimv1.StackUserSpec{SettingsRef: scimv1.SettingsReference{Name: "acme"}, UserName: "renamed@example.com"},
+	})).To(Succeed())
+
+	var id string
+	g.Eventually(func(g Gomega) {
+		body, docs := st.list(g, "")
+		g.Expect(body["totalResults"]).To(Equal(2.0))
+		g.Expect(userNamesOf(docs)).To(Equal([]string{"renamed@example.com", "seed1@example.com"}))
+		id, _ = docs[1]["id"].(string)
+	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	g.Expect(id).To(HavePrefix("u-"))
+	g.Expect(id).NotTo(Equal(taken))
+
+	_, docs := st.list(g, "?filter="+url.QueryEscape(`userName eq "seed1@example.com"`))
+	g.Expect(docs).To(HaveLen(1))
+	g.Expect(docs[0]["id"]).To(Equal(id))
+	resp, doc := st.do("GET", "/Users/"+id, nil)
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	g.Expect(unmanaged(doc)).To(BeTrue())
+	resp, got := st.do("GET", "/Users/"+taken, nil)
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	g.Expect(got["userName"]).To(Equal("renamed@example.com"))
+
+	resp, put := st.do("PUT", "/Users/"+id, doc)
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%v", put)
+	g.Expect(st.user(g, id).Spec.UserName).To(Equal("seed1@example.com"))
+}
+
+// A stale If-Match on an unmanaged account fails as on a StackUser.
+func TestImport_ifMatchOnAnUnmanagedAccount(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	st := newSiteTenant(t, func(sim *sitesim.Sim) { sim.SeedExamples(1) })
+	id := server.NameFor("acme", "seed1@example.com")
+	resp, doc := st.do("GET", "/Users/"+id, nil)
+	etag := resp.Header.Get("ETag")
+	g.Expect(etag).To(HavePrefix(`W/"site-`))
+	resp, body := st.do("PUT", "/Users/"+id, doc, "If-Match", `W/"1"`)
+	expectError(g, resp, body, http.StatusPreconditionFailed, "")
+	resp, body = st.do("PUT", "/Users/"+id, doc, "If-Match", etag)
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%v", body)
+}

@@ -44,6 +44,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -54,6 +55,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/scim/filter"
 	"github.com/stackscim/stack-scim-operator/internal/scim/resource"
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
@@ -107,69 +109,255 @@ type unmanagedSet struct {
 	byID       map[string]int
 }
 
-// unmanagedCache keeps the last set per tenant: an import's pages and the lookups
-// between them reuse it until the snapshot or the StackUsers' identities change.
-type unmanagedCache struct {
-	mu sync.Mutex
-	m  map[types.NamespacedName]*unmanagedSet
+// snapshotIndex finds a snapshot's accounts by lower-cased userName, externalId and the
+// ids they may be shown under; built once per snapshot. Accounts sharing a lower-cased
+// userName (a group) compete for one id, so lookups always consider whole groups.
+type snapshotIndex struct {
+	snap *sitedir.Snapshot
+	// groups maps a lower-cased userName to its accounts, in site id order.
+	groups       map[string][]int
+	byExternalID map[string][]int
+	// byName maps NameFor of a group to its userName key, and the site-id name of an
+	// account to the account.
+	byName   map[string]string
+	bySiteID map[string]int
 }
 
-// unmanagedAccounts returns the tenant's unmanaged accounts; nil when site accounts are
-// not shown or the site could not be read (then StackUsers are served alone).
-func (s *Server) unmanagedAccounts(ctx context.Context, q *request) *unmanagedSet {
+// unmanagedCache keeps, per tenant, the last full set (an import's pages and the lookups
+// between them reuse it until the snapshot or the StackUsers' identities change) and the
+// snapshot's index.
+type unmanagedCache struct {
+	mu      sync.Mutex
+	sets    map[types.NamespacedName]*unmanagedSet
+	indexes map[types.NamespacedName]*snapshotIndex
+}
+
+// snapshot returns the tenant's site snapshot; nil when site accounts are not shown or
+// the site could not be read (then StackUsers are served alone).
+func (s *Server) snapshot(ctx context.Context, q *request) *sitedir.Snapshot {
 	if s.sites == nil || s.users == nil {
 		return nil
 	}
 	snap, err := s.sites.Get(ctx, q.tenant)
-	if err != nil || snap == nil {
+	if err != nil {
 		// The directory logs the site's failures once per refresh; not per request.
+		return nil
+	}
+	return snap
+}
+
+// owners says which StackUsers of a tenant describe site accounts.
+type owners interface {
+	// describes reports whether a StackUser has the account's site id, userName
+	// (case-insensitively) or externalId.
+	describes(a *sitedir.Account) bool
+	// holds reports whether a StackUser of the tenant has the object name.
+	holds(name string) bool
+}
+
+// ownerMaps answers from maps of every StackUser of the tenant: for checking many
+// accounts against few users.
+type ownerMaps struct{ siteIDs, userNames, externalIDs, names map[string]bool }
+
+func (s *Server) ownerMaps(q *request) *ownerMaps {
+	o := &ownerMaps{map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}}
+	for _, u := range s.users.All(q.tenant.Namespace, q.tenant.Name) {
+		if u.Status.SiteID != "" {
+			o.siteIDs[u.Status.SiteID] = true
+		}
+		if u.Spec.ExternalID != "" {
+			o.externalIDs[u.Spec.ExternalID] = true
+		}
+		o.userNames[strings.ToLower(u.Spec.UserName)] = true
+		o.names[u.Name] = true
+	}
+	return o
+}
+
+func (o *ownerMaps) describes(a *sitedir.Account) bool {
+	return o.siteIDs[a.ID] || o.userNames[strings.ToLower(a.UserName)] || (a.ExternalID != "" && o.externalIDs[a.ExternalID])
+}
+
+func (o *ownerMaps) holds(name string) bool { return o.names[name] }
+
+// ownerIndex answers through the cache's field indexes and the user view: for checking
+// few accounts against many users (a userName lookup before each POST of a bulk push).
+type ownerIndex struct {
+	s   *Server
+	ctx context.Context
+	q   *request
+}
+
+func (o ownerIndex) listed(field, key string) bool {
+	var list scimv1.StackUserList
+	if err := o.s.opts.Client.List(o.ctx, &list, client.InNamespace(o.q.tenant.Namespace),
+		client.MatchingFields{field: key}, client.UnsafeDisableDeepCopy); err != nil {
+		// Unknown: count the account as described, so it is never shown twice.
+		return true
+	}
+	for i := range list.Items {
+		if u := &list.Items[i]; u.DeletionTimestamp == nil && u.Spec.SettingsRef.Name == o.q.tenant.Name {
+			return true
+		}
+	}
+	return false
+}
+
+func (o ownerIndex) describes(a *sitedir.Account) bool {
+	t := o.q.tenant
+	return o.listed(index.UserSiteID, index.Key(t.Name, a.ID)) ||
+		o.listed(index.UserNameLower, index.UserNameKey(t.Name, a.UserName)) ||
+		(a.ExternalID != "" && len(o.s.users.ByExternalID(t.Namespace, t.Name, a.ExternalID)) > 0)
+}
+
+func (o ownerIndex) holds(name string) bool {
+	_, _, ok := o.s.users.Version(o.q.tenant.Namespace, o.q.tenant.Name, name)
+	return ok
+}
+
+// decide picks, from accounts in site id order (whole userName groups), the unmanaged ones
+// and their ids: NameFor of the userName, or, when a StackUser or an earlier account of
+// the group holds it, a name hashed from the site id.
+func decide(o owners, tenantName string, accounts []*sitedir.Account) []unmanagedAccount {
+	var out []unmanagedAccount
+	claimed := map[string]bool{}
+	for _, a := range accounts {
+		if o.describes(a) {
+			continue
+		}
+		id := NameFor(tenantName, a.UserName)
+		if claimed[id] || o.holds(id) {
+			id = siteAccountName(tenantName, a.ID)
+			if claimed[id] || o.holds(id) {
+				continue
+			}
+		}
+		claimed[id] = true
+		out = append(out, unmanagedAccount{id: id, account: a})
+	}
+	return out
+}
+
+// unmanagedAccounts returns the tenant's unmanaged accounts; nil when none are shown.
+func (s *Server) unmanagedAccounts(ctx context.Context, q *request) *unmanagedSet {
+	snap := s.snapshot(ctx, q)
+	if snap == nil {
 		return nil
 	}
 	ns, name := q.tenant.Namespace, q.tenant.Name
 	identities := s.users.Identities(ns, name)
-	s.unmanaged.mu.Lock()
-	if set := s.unmanaged.m[q.tenant]; set != nil && set.snap == snap && set.identities == identities {
-		s.unmanaged.mu.Unlock()
+	if set := s.cachedSet(q, snap, identities); set != nil {
 		return set
 	}
-	s.unmanaged.mu.Unlock()
-
-	siteIDs, userNames, externalIDs, names := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, u := range s.users.All(ns, name) {
-		if u.Status.SiteID != "" {
-			siteIDs[u.Status.SiteID] = true
-		}
-		if u.Spec.ExternalID != "" {
-			externalIDs[u.Spec.ExternalID] = true
-		}
-		userNames[strings.ToLower(u.Spec.UserName)] = true
-		names[u.Name] = true
-	}
-	set := &unmanagedSet{snap: snap, identities: identities, byID: map[string]int{}}
+	all := make([]*sitedir.Account, len(snap.Accounts))
 	for i := range snap.Accounts {
-		a := &snap.Accounts[i]
-		if siteIDs[a.ID] || userNames[strings.ToLower(a.UserName)] || (a.ExternalID != "" && externalIDs[a.ExternalID]) {
-			continue
-		}
-		id := NameFor(name, a.UserName)
-		if _, dup := set.byID[id]; dup || names[id] {
-			// The name is held by a StackUser renamed since, or by another site account
-			// with the same userName in another case: fall back to the site id.
-			id = siteAccountName(name, a.ID)
-			if _, dup := set.byID[id]; dup || names[id] {
-				continue
-			}
-		}
-		set.byID[id] = len(set.accounts)
-		set.accounts = append(set.accounts, unmanagedAccount{id: id, account: a})
+		all[i] = &snap.Accounts[i]
+	}
+	// Three index lookups per account, or one pass over the users: whichever is less.
+	var o owners = ownerIndex{s: s, ctx: ctx, q: q}
+	if 3*len(all) > s.users.Count(ns, name) {
+		o = s.ownerMaps(q)
+	}
+	set := &unmanagedSet{snap: snap, identities: identities, accounts: decide(o, name, all), byID: map[string]int{}}
+	for i, a := range set.accounts {
+		set.byID[a.id] = i
 	}
 	s.unmanaged.mu.Lock()
-	if s.unmanaged.m == nil {
-		s.unmanaged.m = map[types.NamespacedName]*unmanagedSet{}
+	if s.unmanaged.sets == nil {
+		s.unmanaged.sets = map[types.NamespacedName]*unmanagedSet{}
 	}
-	s.unmanaged.m[q.tenant] = set
+	s.unmanaged.sets[q.tenant] = set
 	s.unmanaged.mu.Unlock()
 	return set
+}
+
+func (s *Server) cachedSet(q *request, snap *sitedir.Snapshot, identities uint64) *unmanagedSet {
+	s.unmanaged.mu.Lock()
+	defer s.unmanaged.mu.Unlock()
+	if set := s.unmanaged.sets[q.tenant]; set != nil && set.snap == snap && set.identities == identities {
+		return set
+	}
+	return nil
+}
+
+// index returns the snapshot's index, building it once.
+func (s *Server) index(q *request, snap *sitedir.Snapshot) *snapshotIndex {
+	s.unmanaged.mu.Lock()
+	defer s.unmanaged.mu.Unlock()
+	if x := s.unmanaged.indexes[q.tenant]; x != nil && x.snap == snap {
+		return x
+	}
+	x := &snapshotIndex{snap: snap, groups: map[string][]int{}, byExternalID: map[string][]int{},
+		byName: map[string]string{}, bySiteID: map[string]int{}}
+	for i := range snap.Accounts {
+		a := &snap.Accounts[i]
+		key := strings.ToLower(a.UserName)
+		if _, ok := x.groups[key]; !ok {
+			x.byName[NameFor(q.tenant.Name, a.UserName)] = key
+		}
+		x.groups[key] = append(x.groups[key], i)
+		if a.ExternalID != "" {
+			x.byExternalID[a.ExternalID] = append(x.byExternalID[a.ExternalID], i)
+		}
+		x.bySiteID[siteAccountName(q.tenant.Name, a.ID)] = i
+	}
+	if s.unmanaged.indexes == nil {
+		s.unmanaged.indexes = map[types.NamespacedName]*snapshotIndex{}
+	}
+	s.unmanaged.indexes[q.tenant] = x
+	return x
+}
+
+// lookup returns the unmanaged accounts an equality on attr (userName, externalId or id)
+// can match, deciding only their userName groups: a lookup before each POST of a bulk
+// push costs a map lookup, not a pass over every user. A valid full set is used as is.
+func (s *Server) lookup(ctx context.Context, q *request, attr, value string) []unmanagedAccount {
+	snap := s.snapshot(ctx, q)
+	if snap == nil {
+		return nil
+	}
+	if set := s.cachedSet(q, snap, s.users.Identities(q.tenant.Namespace, q.tenant.Name)); set != nil {
+		return narrow(set.accounts, attr, value)
+	}
+	x := s.index(q, snap)
+	keys := map[string]bool{}
+	switch attr {
+	case "userName":
+		keys[strings.ToLower(value)] = true
+	case "externalId":
+		for _, i := range x.byExternalID[value] {
+			keys[strings.ToLower(snap.Accounts[i].UserName)] = true
+		}
+	case "id":
+		if key, ok := x.byName[value]; ok {
+			keys[key] = true
+		}
+		if i, ok := x.bySiteID[value]; ok {
+			keys[strings.ToLower(snap.Accounts[i].UserName)] = true
+		}
+	}
+	var accounts []*sitedir.Account
+	for key := range keys {
+		for _, i := range x.groups[key] {
+			accounts = append(accounts, &snap.Accounts[i])
+		}
+	}
+	slices.SortFunc(accounts, func(a, b *sitedir.Account) int { return sitedir.CompareIDs(a.ID, b.ID) })
+	return narrow(decide(ownerIndex{s: s, ctx: ctx, q: q}, q.tenant.Name, accounts), attr, value)
+}
+
+// narrow keeps the accounts whose attr equals value (userName case-insensitively).
+func narrow(accounts []unmanagedAccount, attr, value string) []unmanagedAccount {
+	var out []unmanagedAccount
+	for _, a := range accounts {
+		switch {
+		case attr == "userName" && strings.EqualFold(a.account.UserName, value),
+			attr == "externalId" && a.account.ExternalID == value,
+			attr == "id" && a.id == value:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // siteAccountName is an unmanaged account's id when NameFor's is taken.
@@ -180,41 +368,25 @@ func siteAccountName(tenantName, siteID string) string {
 
 // unmanagedByID finds an unmanaged account by its id.
 func (s *Server) unmanagedByID(ctx context.Context, q *request, id string) *unmanagedAccount {
-	set := s.unmanagedAccounts(ctx, q)
-	if set == nil {
-		return nil
-	}
-	if i, ok := set.byID[id]; ok {
-		return &set.accounts[i]
+	if found := s.lookup(ctx, q, "id", id); len(found) > 0 {
+		return &found[0]
 	}
 	return nil
 }
 
-// matching returns the accounts of set a filter matches (all with none), in list order.
-// The filter sees the document a GET shows; an equality on userName, externalId or id
-// narrows the candidates first, as it does for StackUsers.
-func (s *Server) matching(q *request, set *unmanagedSet, f filter.Expression) []unmanagedAccount {
-	if set == nil {
-		return nil
+// unmanagedMatching returns the unmanaged accounts a filter matches (all with none), in
+// list order. The filter sees the document a GET shows; an equality on userName,
+// externalId or id narrows the candidates first, as it does for StackUsers.
+func (s *Server) unmanagedMatching(ctx context.Context, q *request, f filter.Expression) []unmanagedAccount {
+	var candidates []unmanagedAccount
+	attr, value, ok := filter.Lookup(f)
+	if ok {
+		candidates = s.lookup(ctx, q, attr, value)
+	} else if set := s.unmanagedAccounts(ctx, q); set != nil {
+		candidates = set.accounts
 	}
 	if f == nil {
-		return set.accounts
-	}
-	candidates := set.accounts
-	switch attr, value, _ := filter.Lookup(f); attr {
-	case "id":
-		candidates = nil
-		if i, ok := set.byID[value]; ok {
-			candidates = set.accounts[i : i+1]
-		}
-	case "userName", "externalId":
-		var narrowed []unmanagedAccount
-		for _, a := range set.accounts {
-			if attr == "userName" && strings.EqualFold(a.account.UserName, value) || attr == "externalId" && a.account.ExternalID == value {
-				narrowed = append(narrowed, a)
-			}
-		}
-		candidates = narrowed
+		return candidates
 	}
 	var hits []unmanagedAccount
 	for _, a := range candidates {
@@ -321,13 +493,9 @@ func notManaged(a *unmanagedAccount) error {
 // fix it: a group request does not link accounts, because that would provision users the
 // identity provider never assigned to the application. nil when none of ids is one.
 func (s *Server) unmanagedMembers(ctx context.Context, q *request, ids []string) error {
-	set := s.unmanagedAccounts(ctx, q)
-	if set == nil {
-		return nil
-	}
 	var found []string
 	for _, id := range ids {
-		if _, ok := set.byID[id]; ok {
+		if s.unmanagedByID(ctx, q, id) != nil {
 			found = append(found, id)
 		}
 	}

@@ -669,7 +669,7 @@ func (s *Server) listUsers(q *request) {
 	var page []*scimv1.StackUser
 	// Unmanaged site accounts follow the StackUsers (unmanaged.go); read first, so the
 	// StackUsers they are checked against are no older than the page's.
-	extra := s.matching(q, s.unmanagedAccounts(q.r.Context(), q), p.filter)
+	extra := s.unmanagedMatching(q.r.Context(), q, p.filter)
 	if p.filter == nil && s.users != nil {
 		// The common case (imports, Test API Credentials): one page of the ordered view.
 		total, page = s.users.Page(q.tenant.Namespace, q.tenant.Name, from, p.count)
