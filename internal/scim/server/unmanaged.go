@@ -47,6 +47,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -267,8 +268,33 @@ func (s *Server) unmanagedAccounts(ctx context.Context, q *request) *unmanagedSe
 		s.unmanaged.sets = map[types.NamespacedName]*unmanagedSet{}
 	}
 	s.unmanaged.sets[q.tenant] = set
+	s.unmanaged.sweepLocked(q.tenant, s.maxSnapshotAge())
 	s.unmanaged.mu.Unlock()
 	return set
+}
+
+// maxSnapshotAge is the oldest snapshot the directory serves.
+func (s *Server) maxSnapshotAge() time.Duration {
+	if a := s.opts.SiteAccounts.MaxAge; a > 0 {
+		return a
+	}
+	return sitedir.DefaultMaxAge
+}
+
+// sweepLocked drops what is kept for other tenants from snapshots the directory would no
+// longer serve (a deleted tenant, or one no IdP reads any more), so nothing is held for
+// good. The caller holds c.mu.
+func (c *unmanagedCache) sweepLocked(keep types.NamespacedName, maxAge time.Duration) {
+	for k, set := range c.sets {
+		if k != keep && time.Since(set.snap.Fetched) > maxAge {
+			delete(c.sets, k)
+		}
+	}
+	for k, x := range c.indexes {
+		if k != keep && time.Since(x.snap.Fetched) > maxAge {
+			delete(c.indexes, k)
+		}
+	}
 }
 
 func (s *Server) cachedSet(q *request, snap *sitedir.Snapshot, identities uint64) *unmanagedSet {
@@ -305,6 +331,7 @@ func (s *Server) index(q *request, snap *sitedir.Snapshot) *snapshotIndex {
 		s.unmanaged.indexes = map[types.NamespacedName]*snapshotIndex{}
 	}
 	s.unmanaged.indexes[q.tenant] = x
+	s.unmanaged.sweepLocked(q.tenant, s.maxSnapshotAge())
 	return x
 }
 
