@@ -71,8 +71,9 @@ type Snapshot struct {
 	// Accounts are ordered by site id (numerically when ids are digits, as the site's
 	// are), so new accounts sort last and an import's pages stay stable.
 	Accounts []Account
-	// Fetched is when the site was read.
+	// Fetched is when the site was read, Took how long reading it took.
 	Fetched time.Time
+	Took    time.Duration
 	// Truncated is set when the site had more accounts than MaxAccounts kept.
 	Truncated bool
 }
@@ -93,17 +94,21 @@ type Options struct {
 	// the snapshot keeps (the SCIM server drops accounts already linked to a StackUser:
 	// they are never shown, and a 100,000-user tenant need not hold its site twice).
 	Keep func(tenant types.NamespacedName) func(*site.User) bool
-	// TTL is how long a snapshot counts as fresh (default 1m); an older one is still
-	// served while a refresh runs.
+	// TTL is how long a snapshot counts as fresh (default 1m), and at least ten times
+	// as long as reading it took, so listing a large site takes at most a tenth of the
+	// time (and of the tenant's site rate limit). An older one is still served while a
+	// refresh runs.
 	TTL time.Duration
-	// Wait bounds how long a caller with no snapshot waits for a refresh (default 10s);
-	// identity providers wait 60s for an answer.
+	// Wait bounds how long callers with no snapshot wait for a refresh, counted from its
+	// start (default 10s): a large site's first listing delays the first requests by at
+	// most that, and later ones not at all. Identity providers wait 60s for an answer.
 	Wait time.Duration
 	// RetryAfter is how long after a failed refresh the site is not asked again
 	// (default 30s).
 	RetryAfter time.Duration
-	// MaxAge is the oldest snapshot served after refreshes failed (default 10m); past it
-	// the tenant's site accounts are not shown until the site answers again.
+	// MaxAge is the oldest snapshot served after refreshes failed (default 10m, and at
+	// least twice the snapshot's TTL); past it the tenant's site accounts are not shown
+	// until the site answers again.
 	MaxAge time.Duration
 	// FetchTimeout bounds one refresh (default 2m).
 	FetchTimeout time.Duration
@@ -129,8 +134,10 @@ type entry struct {
 	// failed is when the last refresh failed (zero after a success), err why.
 	failed time.Time
 	err    error
-	// running is closed when the refresh in flight ends; nil when none runs.
+	// running is closed when the refresh in flight ends; nil when none runs. started is
+	// when it started.
 	running chan struct{}
+	started time.Time
 	// used is when the tenant was last asked for: tenants nobody asks for any more (a
 	// deleted ScimSettings) are dropped, with their snapshot.
 	used time.Time
@@ -168,8 +175,9 @@ var ErrNoSnapshot = errors.New("the site's accounts have not been read yet")
 
 // Get returns the tenant's snapshot: the fresh one, else the last one while a refresh
 // runs in the background, else (none yet, or too old) whatever a refresh brings within
-// Wait. It never returns a snapshot older than MaxAge. With no snapshot the error says
-// why (the site's error, or ErrNoSnapshot); callers serve without site accounts then.
+// Wait. It never returns a snapshot older than its max age (Options.MaxAge). With no
+// snapshot the error says why (the site's error, or ErrNoSnapshot); callers serve
+// without site accounts then.
 func (d *Directory) Get(ctx context.Context, tenant types.NamespacedName) (*Snapshot, error) {
 	d.mu.Lock()
 	e := d.tenants[tenant]
@@ -179,23 +187,23 @@ func (d *Directory) Get(ctx context.Context, tenant types.NamespacedName) (*Snap
 	}
 	now := d.opts.Now()
 	e.used = now
-	if e.snap != nil && now.Sub(e.snap.Fetched) < d.opts.TTL {
+	if e.snap != nil && now.Sub(e.snap.Fetched) < d.ttl(e.snap) {
 		s := e.snap
 		d.mu.Unlock()
 		return s, nil
 	}
 	d.startLocked(tenant, e, now)
-	if s := e.snap; s != nil && now.Sub(s.Fetched) < d.opts.MaxAge {
+	if s := e.snap; s != nil && now.Sub(s.Fetched) < d.maxAge(s) {
 		d.mu.Unlock()
 		return s, nil
 	}
-	running, err := e.running, e.err
+	running, err, wait := e.running, e.err, d.opts.Wait-now.Sub(e.started)
 	d.mu.Unlock()
-	if running == nil {
-		// Backing off after a failure: answer at once.
+	if running == nil || wait <= 0 {
+		// Backing off after a failure, or a long first listing: answer at once.
 		return nil, orNoSnapshot(err)
 	}
-	t := time.NewTimer(d.opts.Wait)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-running:
@@ -204,11 +212,18 @@ func (d *Directory) Get(ctx context.Context, tenant types.NamespacedName) (*Snap
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if s := e.snap; s != nil && d.opts.Now().Sub(s.Fetched) < d.opts.MaxAge {
+	if s := e.snap; s != nil && d.opts.Now().Sub(s.Fetched) < d.maxAge(s) {
 		return s, nil
 	}
 	return nil, orNoSnapshot(e.err)
 }
+
+// ttl is how long snap counts as fresh: TTL, or ten times what reading it took.
+func (d *Directory) ttl(snap *Snapshot) time.Duration { return max(d.opts.TTL, 10*snap.Took) }
+
+// maxAge is the oldest snap is served at: MaxAge, and at least twice its TTL, so a large
+// site's snapshot is still served while the next one is read.
+func (d *Directory) maxAge(snap *Snapshot) time.Duration { return max(d.opts.MaxAge, 2*d.ttl(snap)) }
 
 func orNoSnapshot(err error) error {
 	if err == nil {
@@ -232,7 +247,7 @@ func (d *Directory) startLocked(tenant types.NamespacedName, e *entry, now time.
 		}
 	}
 	done := make(chan struct{})
-	e.running = done
+	e.running, e.started = done, now
 	go func() {
 		defer close(done)
 		// Detached from the request that started it: the next requests want its result.
@@ -257,6 +272,7 @@ func (d *Directory) startLocked(tenant types.NamespacedName, e *entry, now time.
 
 // fetch reads the tenant's site.
 func (d *Directory) fetch(ctx context.Context, tenant types.NamespacedName) (*Snapshot, error) {
+	start := d.opts.Now()
 	l, err := d.opts.Source(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -293,6 +309,7 @@ func (d *Directory) fetch(ctx context.Context, tenant types.NamespacedName) (*Sn
 	snap.Accounts = slices.CompactFunc(snap.Accounts, func(a, b Account) bool { return a.ID == b.ID })
 	snap.Accounts = slices.Clip(snap.Accounts)
 	snap.Fetched = d.opts.Now()
+	snap.Took = snap.Fetched.Sub(start)
 	return snap, nil
 }
 

@@ -182,7 +182,7 @@ func TestDirectory_failingSiteNeverBlocksAndIsNotHammered(t *testing.T) {
 	c.advance(2 * time.Minute)
 	s, _ = d.Get(context.Background(), acme)
 	g.Expect(userNames(s)).To(Equal([]string{"seven"}), "stale, served while the refresh runs")
-	g.Eventually(f.calls.Load).Should(BeEquivalentTo(2))
+	g.Eventually(f.calls.Load).Should(BeEquivalentTo(3))
 	s, _ = d.Get(context.Background(), acme)
 	g.Expect(userNames(s)).To(Equal([]string{"seven"}), "the refresh failed: still served within MaxAge")
 	c.advance(10 * time.Minute)
@@ -240,4 +240,58 @@ func TestCompareIDs(t *testing.T) {
 	g.Expect(sitedir.CompareIDs("10", "10")).To(Equal(0))
 	g.Expect(sitedir.CompareIDs("10", "abc")).To(Equal(-1))
 	g.Expect(sitedir.CompareIDs("b", "a")).To(Equal(1))
+}
+
+// slowSite is a site whose listing takes took on the test's clock.
+type slowSite struct {
+	fakeSite
+	c    *clock
+	took time.Duration
+}
+
+func (s *slowSite) ListAll(ctx context.Context, fn func([]site.User) error) error {
+	s.c.advance(s.took)
+	return s.fakeSite.ListAll(ctx, fn)
+}
+
+// A site that takes long to list is listed at most a tenth of the time, and its snapshot
+// is served while the next one is read.
+func TestDirectory_largeSitesAreListedLessOften(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1000, 0)}
+	f := &slowSite{fakeSite: fakeSite{users: []site.User{{ID: "1", UserName: "a"}}}, c: c, took: time.Minute}
+	d := sitedir.New(sitedir.Options{
+		Source: func(context.Context, types.NamespacedName) (sitedir.Lister, error) { return f, nil },
+		TTL:    time.Minute, MaxAge: 5 * time.Minute, Now: c.Now,
+	})
+	s, err := d.Get(context.Background(), acme)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.Took).To(Equal(time.Minute))
+	c.advance(9 * time.Minute)
+	_, _ = d.Get(context.Background(), acme)
+	g.Expect(f.calls.Load()).To(BeEquivalentTo(1), "fresh for ten times the minute it took")
+	c.advance(10 * time.Minute) // 19 minutes old: past MaxAge, within twice its TTL
+	s, _ = d.Get(context.Background(), acme)
+	g.Expect(s).NotTo(BeNil(), "still served while the next listing runs")
+	g.Eventually(f.calls.Load).Should(BeEquivalentTo(2))
+}
+
+// Callers wait for a refresh only during its first Wait: a long first listing delays the
+// first requests, not every request until it ends.
+func TestDirectory_waitIsCountedFromTheRefreshStart(t *testing.T) {
+	g := NewWithT(t)
+	c := &clock{now: time.Unix(1000, 0)}
+	f := &fakeSite{gate: make(chan struct{})}
+	defer close(f.gate)
+	d := newDir(f, c, func(o *sitedir.Options) { o.Wait = 300 * time.Millisecond })
+	start := time.Now()
+	_, err := d.Get(context.Background(), acme)
+	g.Expect(err).To(MatchError(sitedir.ErrNoSnapshot))
+	g.Expect(time.Since(start)).To(BeNumerically(">=", 300*time.Millisecond), "the first caller waited")
+	c.advance(time.Second)
+	start = time.Now()
+	_, err = d.Get(context.Background(), acme)
+	g.Expect(err).To(MatchError(sitedir.ErrNoSnapshot))
+	g.Expect(time.Since(start)).To(BeNumerically("<", 200*time.Millisecond), "a later one did not")
+	g.Expect(f.calls.Load()).To(BeEquivalentTo(1))
 }
