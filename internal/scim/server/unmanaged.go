@@ -76,7 +76,8 @@ func (s *Server) newDirectory(o sitedir.Options) *sitedir.Directory {
 		return t.Site, nil
 	}
 	// Accounts already linked to a StackUser are never shown: the snapshot need not hold
-	// them (at 100,000 users that would be the whole site once more).
+	// them (at 100,000 users that would be the whole site once more). One whose StackUser
+	// is deleted later is back in the next snapshot.
 	o.Keep = func(key types.NamespacedName) func(*site.User) bool {
 		linked := map[string]struct{}{}
 		if s.users != nil {

@@ -667,9 +667,6 @@ func (s *Server) listUsers(q *request) {
 	from := p.startIndex - 1
 	var total int
 	var page []*scimv1.StackUser
-	// Unmanaged site accounts follow the StackUsers (unmanaged.go); read first, so the
-	// StackUsers they are checked against are no older than the page's.
-	extra := s.unmanagedMatching(q.r.Context(), q, p.filter)
 	if p.filter == nil && s.users != nil {
 		// The common case (imports, Test API Credentials): one page of the ordered view.
 		total, page = s.users.Page(q.tenant.Namespace, q.tenant.Name, from, p.count)
@@ -696,6 +693,10 @@ func (s *Server) listUsers(q *request) {
 			page = hits[from:min(from+p.count, total)]
 		}
 	}
+	// Unmanaged site accounts follow the StackUsers (unmanaged.go). Read after the page:
+	// an account linked meanwhile (the common race during an import) is then left out
+	// of both rather than shown twice.
+	extra := s.unmanagedMatching(q.r.Context(), q, p.filter)
 	docs := make([]any, 0, len(page))
 	for _, u := range page {
 		u, gone := s.recent.overlay(client.ObjectKeyFromObject(u), u)
