@@ -68,6 +68,8 @@ type Options struct {
 	// unmanaged users for IdP imports (TTL, waits, bounds); the zero value is
 	// production-ready.
 	SCIMSiteAccounts sitedir.Options
+	// SCIMHideSiteAccounts turns that listing off: SCIM lists show StackUsers only.
+	SCIMHideSiteAccounts bool
 
 	// Reconcilers tunes the StackUser reconciler and the site resync (back-off, site
 	// client retries); the zero value is production-ready.
