@@ -100,3 +100,22 @@ func TestE2E_importLinksExistingAccounts(t *testing.T) {
 	}
 	g.Expect(unmanaged).To(Equal([]any{"seed3@example.com"}))
 }
+
+// TestE2E_siteAccountsCanBeHidden: with --scim-list-site-accounts=false the SCIM server
+// lists StackUsers only, and an unmanaged id is unknown.
+func TestE2E_siteAccountsCanBeHidden(t *testing.T) {
+	g := NewWithT(t)
+	ns := env.Namespace(t)
+	site := startSite(t, "-seed-users=2")
+	st := tenant(t, ns, site, nil)
+	op := startOperator(t, ns, "--scim-list-site-accounts=false")
+	okta := newSCIMClient(op, st)
+	g.Eventually(func() int { code, _ := okta.do(http.MethodGet, "/Users?startIndex=1&count=100", nil); return code },
+		60*time.Second, 200*time.Millisecond).Should(Equal(http.StatusOK))
+	code, list := okta.do(http.MethodGet, "/Users?startIndex=1&count=100", nil)
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(list["totalResults"]).To(BeEquivalentTo(0))
+	code, list = okta.do(http.MethodGet, "/Users?filter="+url.QueryEscape(`userName eq "seed1@example.com"`), nil)
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(list["totalResults"]).To(BeEquivalentTo(0))
+}
