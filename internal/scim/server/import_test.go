@@ -466,3 +466,43 @@ func TestImport_ifMatchOnAnUnmanagedAccount(t *testing.T) {
 	resp, body = st.do("PUT", "/Users/"+id, doc, "If-Match", etag)
 	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%v", body)
 }
+
+// Entra links an account it matched by userName with its own PATCH dialect, and several
+// requests racing to link one account all succeed on the one StackUser.
+func TestImport_entraPatchAndRacingLinks(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	st := newSiteTenant(t, func(sim *sitesim.Sim) { sim.SeedExamples(2) })
+
+	id := server.NameFor("acme", "seed1@example.com")
+	resp, body := st.do("PATCH", "/Users/"+id, map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+		"Operations": []any{map[string]any{"op": "Replace", "path": "active", "value": "False"}},
+	})
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%v", body)
+	g.Expect(*st.user(g, id).Spec.Active).To(BeFalse())
+
+	id2 := server.NameFor("acme", "seed2@example.com")
+	titles := []string{"A", "B", "C", "D", "E", "F"}
+	codes := make(chan int, len(titles))
+	for _, title := range titles {
+		go func() {
+			resp, _ := st.do("PATCH", "/Users/"+id2, map[string]any{
+				"schemas":    []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
+				"Operations": []any{map[string]any{"op": "replace", "path": "title", "value": title}},
+			})
+			codes <- resp.StatusCode
+		}()
+	}
+	for range titles {
+		g.Expect(<-codes).To(Equal(http.StatusOK))
+	}
+	u := st.user(g, id2)
+	g.Expect(titles).To(ContainElement(u.Spec.Title))
+	g.Expect(u.Spec.DisplayName).To(Equal("Seed User 2"))
+	body, docs := st.list(g, "")
+	g.Expect(body["totalResults"]).To(Equal(2.0))
+	for _, d := range docs {
+		g.Expect(unmanaged(d)).To(BeFalse())
+	}
+}

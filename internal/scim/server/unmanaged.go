@@ -480,6 +480,8 @@ func (s *Server) link(ctx context.Context, q *request, a *unmanagedAccount, muta
 	}
 	if other, err := s.userByName(ctx, q, spec.UserName, ""); err != nil {
 		return true, err
+	} else if other != nil && other.Name == a.id {
+		return false, nil // linked by a concurrent request: update it
 	} else if other != nil {
 		return true, duplicate(other.Spec.UserName, other.Name)
 	}
