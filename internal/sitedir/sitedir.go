@@ -37,7 +37,7 @@ const (
 	DefaultWait         = 10 * time.Second
 	DefaultRetryAfter   = 30 * time.Second
 	DefaultMaxAge       = 10 * time.Minute
-	DefaultFetchTimeout = 2 * time.Minute
+	DefaultFetchTimeout = 10 * time.Minute
 	DefaultMaxAccounts  = 100_000
 )
 
@@ -110,7 +110,8 @@ type Options struct {
 	// least twice the snapshot's TTL); past it the tenant's site accounts are not shown
 	// until the site answers again.
 	MaxAge time.Duration
-	// FetchTimeout bounds one refresh (default 2m).
+	// FetchTimeout bounds one refresh (default 10m: 100,000 accounts are 1,000 site
+	// requests, 100 s at the default 10 requests per second).
 	FetchTimeout time.Duration
 	// MaxAccounts bounds the accounts one snapshot keeps (default 100,000).
 	MaxAccounts int
