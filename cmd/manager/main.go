@@ -42,6 +42,8 @@ func main() {
 	fs.DurationVar(&opts.SyncPeriod, "sync-period", 10*time.Hour, "How often the informer caches are relisted.")
 	fs.Float64Var(&opts.SCIMRateLimit, "scim-rate-limit", 0, "Sustained SCIM requests per second per tenant before 429 (0: 200; negative: unlimited).")
 	fs.IntVar(&opts.SCIMRateBurst, "scim-rate-burst", 0, "SCIM request burst per tenant (0: 400).")
+	listSiteAccounts := fs.Bool("scim-list-site-accounts", true, "List the site accounts no StackUser describes in SCIM /Users, marked unmanaged (never changed), so an identity provider's import can match and link them; false lists StackUsers only.")
+	fs.DurationVar(&opts.SCIMSiteAccounts.TTL, "scim-site-accounts-ttl", 0, "How long a replica reuses its listing of a tenant's site accounts (0: 1m; at least ten times as long as the listing took).")
 	fs.IntVar(&opts.Reconcilers.MaxConcurrentReconciles, "max-concurrent-reconciles", 0, "Parallel StackUser reconciles (0: 32).")
 	fs.Float64Var(&opts.Reconcilers.EventQPS, "event-qps", 0, "Audit Events sent per second at most (0: 20); status.history and the log keep every entry.")
 	fs.IntVar(&opts.Reconcilers.EventBurst, "event-burst", 0, "Audit Event burst (0: 200).")
@@ -68,6 +70,7 @@ func main() {
 		log.Info("Go soft memory limit set from the container's memory limit", "bytes", limit)
 	}
 
+	opts.SCIMHideSiteAccounts = !*listSiteAccounts
 	opts.Controllers = strings.Split(*controllersFlag, ",")
 	opts.Metrics = metricsserver.Options{BindAddress: opts.MetricsAddr}
 	if *metricsSecure {

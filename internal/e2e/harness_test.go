@@ -210,24 +210,24 @@ type operator struct {
 	probeAddr string
 }
 
-func startOperator(t *testing.T, namespace string) *operator {
+func startOperator(t *testing.T, namespace string, extraArgs ...string) *operator {
 	t.Helper()
-	return startOperatorAt(t, namespace, freeAddr(t))
+	return startOperatorAt(t, namespace, freeAddr(t), extraArgs...)
 }
 
 // startOperatorAt starts a manager whose SCIM server listens on scimAddr (a restart keeps
-// the address, as a Service would).
-func startOperatorAt(t *testing.T, namespace, scimAddr string) *operator {
+// the address, as a Service would); extraArgs are more manager flags.
+func startOperatorAt(t *testing.T, namespace, scimAddr string, extraArgs ...string) *operator {
 	t.Helper()
 	probeAddr := freeAddr(t)
-	p := start(t, "manager", []string{"KUBECONFIG=" + kubeconfig},
+	p := start(t, "manager", []string{"KUBECONFIG=" + kubeconfig}, append([]string{
 		"--metrics-bind-address=0",
-		"--health-probe-bind-address="+probeAddr,
-		"--scim-bind-address="+scimAddr,
-		"--watch-namespace="+namespace,
+		"--health-probe-bind-address=" + probeAddr,
+		"--scim-bind-address=" + scimAddr,
+		"--watch-namespace=" + namespace,
 		"--leader-elect",
-		"--leader-election-namespace="+namespace,
-	)
+		"--leader-election-namespace=" + namespace,
+	}, extraArgs...)...)
 	return &operator{process: p, scimAddr: scimAddr, probeAddr: probeAddr}
 }
 

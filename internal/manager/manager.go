@@ -24,6 +24,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/cachetrim"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/scheme"
+	"github.com/stackscim/stack-scim-operator/internal/sitedir"
 )
 
 // Options configure the manager.
@@ -63,6 +64,12 @@ type Options struct {
 	// SCIMListening, when set, is called with the SCIM listener's bound address (tests
 	// listen on 127.0.0.1:0 and need the port).
 	SCIMListening func(net.Addr)
+	// SCIMSiteAccounts tunes the snapshot of site accounts that SCIM lists show as
+	// unmanaged users for IdP imports (TTL, waits, bounds); the zero value is
+	// production-ready.
+	SCIMSiteAccounts sitedir.Options
+	// SCIMHideSiteAccounts turns that listing off: SCIM lists show StackUsers only.
+	SCIMHideSiteAccounts bool
 
 	// Reconcilers tunes the StackUser reconciler and the site resync (back-off, site
 	// client retries); the zero value is production-ready.

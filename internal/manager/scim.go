@@ -9,6 +9,7 @@ import (
 
 	"github.com/stackscim/stack-scim-operator/internal/listener"
 	"github.com/stackscim/stack-scim-operator/internal/scim/server"
+	"github.com/stackscim/stack-scim-operator/internal/site"
 )
 
 // setupSCIMServer registers the SCIM 2.0 server as a Runnable on every replica: the
@@ -23,12 +24,22 @@ func setupSCIMServer(mgr ctrl.Manager, opts Options) error {
 	if opts.SCIMAddr == "" {
 		return mgr.AddReadyzCheck("readyz", healthz.Ping)
 	}
+	// Site accounts no StackUser describes are listed for IdP imports. The server keeps
+	// its own per-tenant clients, with the reconcilers' retry defaults: it runs on every
+	// replica, the reconcilers only on the leader. It only lists the site, once per
+	// snapshot TTL and only for tenants an IdP is reading.
+	var sites *site.Clients
+	if !opts.SCIMHideSiteAccounts {
+		sites = &site.Clients{Defaults: opts.Reconcilers.Site}
+	}
 	srv, l, err := server.AddToManager(mgr, server.Options{
 		ExternalURL:  opts.ExternalURL,
 		MaxBodyBytes: opts.SCIMMaxBodyBytes,
 		MaxCount:     opts.SCIMMaxCount,
 		RateLimit:    opts.SCIMRateLimit,
 		RateBurst:    opts.SCIMRateBurst,
+		Sites:        sites,
+		SiteAccounts: opts.SCIMSiteAccounts,
 	}, listener.Options{
 		Addr:     opts.SCIMAddr,
 		CertFile: opts.SCIMCertFile,

@@ -68,13 +68,14 @@ func (s *Sim) Seed(u User) User {
 	return *s.store.add(u)
 }
 
-// SeedExamples adds n active users as if they had signed in over SAML:
-// seed1@example.com, seed2@example.com, ...
+// SeedExamples adds n active users as if they had signed in over SAML (which brings the
+// given and family name): seed1@example.com, seed2@example.com, ...
 func (s *Sim) SeedExamples(n int) {
 	for i := 1; i <= n; i++ {
 		s.Seed(User{
 			UserName: fmt.Sprintf("seed%d@example.com", i), ExternalID: fmt.Sprintf("seed-%d", i),
-			DisplayName: fmt.Sprintf("Seed User %d", i), Email: fmt.Sprintf("seed%d@example.com", i), Active: true,
+			DisplayName: fmt.Sprintf("Seed User %d", i), GivenName: "Seed", FamilyName: fmt.Sprintf("User %d", i),
+			Email: fmt.Sprintf("seed%d@example.com", i), Active: true,
 		})
 	}
 }

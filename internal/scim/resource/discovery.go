@@ -83,6 +83,13 @@ func userAttributes() []any {
 	return out
 }
 
+func operatorAttributes() []any {
+	managed := attribute("managed", "boolean", "False for an existing site account that no StackUser describes: shown for import, never changed on the site; a PUT or PATCH of it creates its StackUser (linking it).", false, false, "readOnly", "default", "none")
+	siteID := attribute("siteId", "string", "The account's id on the site.", false, false, "readOnly", "default", "none")
+	siteID["caseExact"] = true
+	return []any{managed, siteID}
+}
+
 func meta(resourceType, location string) map[string]any {
 	return map[string]any{"resourceType": resourceType, "location": location}
 }
@@ -126,6 +133,7 @@ func Schemas(baseURL string) []map[string]any {
 		mk(SchemaUser, "User", "User account", userAttributes()),
 		mk(SchemaEnterprise, "EnterpriseUser", "Enterprise user", enterprise),
 		mk(SchemaStack, "StackUser", "Stack Internal Enterprise attributes: stackUserType is the user's role on the site.", []any{roleAttr()}),
+		mk(SchemaOperator, "StackScimUser", "How the operator holds the user (read-only, never stored): managed false marks an existing site account no StackUser describes yet, listed so an identity provider's import can match it; a PUT or PATCH of it links it.", operatorAttributes()),
 		mk(SchemaGroup, "Group", "Group (Okta Push Groups, Entra group provisioning); the site receives no groups", group),
 	}
 }
@@ -143,6 +151,7 @@ func ResourceTypes(baseURL string) []map[string]any {
 			"schemaExtensions": []any{
 				map[string]any{"schema": SchemaEnterprise, "required": false},
 				map[string]any{"schema": SchemaStack, "required": false},
+				map[string]any{"schema": SchemaOperator, "required": false},
 			},
 			"meta": meta("ResourceType", baseURL+"/ResourceTypes/User"),
 		},

@@ -38,13 +38,18 @@ const (
 	// user's Stack Internal Enterprise role. Responses always put the role here (and in
 	// core userType); requests may send it here, top level, or under any extension.
 	SchemaStack = "urn:ietf:params:scim:schemas:extension:stackoverflow:2.0:User"
+	// SchemaOperator is this server's read-only extension describing how the operator
+	// holds a user: "managed": false marks a site account no StackUser describes, shown
+	// so an identity provider's import can match and link it (see account.go). Requests
+	// may echo it back; it is never stored.
+	SchemaOperator = "urn:ietf:params:scim:schemas:extension:stackscim:2.0:User"
 )
 
 // RoleAttribute is the name of the role attribute.
 const RoleAttribute = "stackUserType"
 
 // KnownSchemas are the schema URNs the server defines.
-var KnownSchemas = []string{SchemaUser, SchemaEnterprise, SchemaStack}
+var KnownSchemas = []string{SchemaUser, SchemaEnterprise, SchemaStack, SchemaOperator}
 
 // ToSCIM renders a StackUser as a SCIM User document. location is the absolute URL of the
 // resource (meta.location).
@@ -153,6 +158,8 @@ func schemaRank(s string) int {
 		return 0
 	case SchemaStack:
 		return 1
+	case SchemaOperator:
+		return 3
 	}
 	return 2
 }
@@ -222,7 +229,8 @@ func (o Options) roleSchemaAllowed(urn string) bool {
 
 // ignored are attributes a client may send that are never stored: read-only ones the
 // server assigns, and password (accepted, never stored or returned).
-var ignored = map[string]bool{"schemas": true, "id": true, "meta": true, "groups": true, "password": true}
+var ignored = map[string]bool{"schemas": true, "id": true, "meta": true, "groups": true, "password": true,
+	strings.ToLower(SchemaOperator): true}
 
 // stringAttribute is a core attribute stored as a plain string in the spec.
 type stringAttribute struct {

@@ -162,6 +162,9 @@ func (s *Server) resolvePlan(ctx context.Context, q *request, g *scimv1.StackGro
 		}
 	}
 	if len(unknown) > 0 {
+		if err := s.unmanagedMembers(ctx, q, unknown); err != nil {
+			return nil, nil, nil, err
+		}
 		shown := unknown[:min(len(unknown), 10)]
 		more := ""
 		if len(unknown) > len(shown) {

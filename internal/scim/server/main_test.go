@@ -24,6 +24,8 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/listener"
 	"github.com/stackscim/stack-scim-operator/internal/scim/server"
 	"github.com/stackscim/stack-scim-operator/internal/scimtest"
+	"github.com/stackscim/stack-scim-operator/internal/site"
+	"github.com/stackscim/stack-scim-operator/internal/sitedir"
 	"github.com/stackscim/stack-scim-operator/internal/testenv"
 )
 
@@ -60,7 +62,16 @@ func startServer(t *testing.T) string {
 			t.Fatalf("indexes: %v", err)
 		}
 		addr := make(chan net.Addr, 1)
-		if _, _, err := server.AddToManager(mgr, server.Options{StatusInterval: time.Second},
+		// Site accounts are listed for every tenant: most tenants here name a site that
+		// does not exist (https://site.example), so every test also proves that an
+		// unreachable site leaves the SCIM answers alone. Short timings let the import
+		// tests see the site change within seconds.
+		opts := server.Options{
+			StatusInterval: time.Second,
+			Sites:          &site.Clients{Defaults: site.Config{MaxRetries: -1, Timeout: 5 * time.Second}},
+			SiteAccounts:   sitedir.Options{TTL: 300 * time.Millisecond, RetryAfter: 300 * time.Millisecond, Wait: 5 * time.Second},
+		}
+		if _, _, err := server.AddToManager(mgr, opts,
 			listener.Options{Addr: "127.0.0.1:0"}, func(a net.Addr) { addr <- a }); err != nil {
 			t.Fatalf("adding SCIM server: %v", err)
 		}

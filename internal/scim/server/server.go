@@ -30,6 +30,8 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/clip"
 	"github.com/stackscim/stack-scim-operator/internal/scim/scimerr"
 	"github.com/stackscim/stack-scim-operator/internal/scim/userview"
+	"github.com/stackscim/stack-scim-operator/internal/site"
+	"github.com/stackscim/stack-scim-operator/internal/sitedir"
 	"github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
@@ -80,6 +82,14 @@ type Options struct {
 	// StatusInterval is the minimum time between two ScimSettings status writes of one
 	// tenant; default 5 s.
 	StatusInterval time.Duration
+	// Sites hands out each tenant's rate-limited site client. When set, user lists and
+	// lookups also show the site accounts no StackUser describes, marked unmanaged, so an
+	// identity provider's import can match and link them (unmanaged.go); nil shows
+	// StackUsers only. The server only ever lists the site: it never writes to it.
+	Sites *site.Clients
+	// SiteAccounts tunes the per-tenant snapshot of site accounts (TTL, waits, bounds);
+	// its Source, Keep and Log are the server's own.
+	SiteAccounts sitedir.Options
 }
 
 // Server serves every tenant. It is an http.Handler and a manager Runnable (which waits
@@ -98,6 +108,10 @@ type Server struct {
 	// users is the ordered per-tenant view that lists page through; set in Start
 	// (before ready), nil when the server runs without a cache.
 	users *userview.View
+	// sites holds the snapshots of the tenants' site accounts; nil when Options.Sites is.
+	sites *sitedir.Directory
+	// unmanaged caches, per tenant, which snapshot accounts no StackUser describes.
+	unmanaged unmanagedCache
 }
 
 // New returns a Server; call Start (or add it to a manager) before serving.
@@ -136,6 +150,9 @@ func New(opts Options) *Server {
 		recorder:     &audit.Recorder{Client: opts.Client, Events: opts.Events, Log: opts.Log.WithName("audit")},
 	}
 	s.recent.m = map[types.NamespacedName]recentEntry{}
+	if opts.Sites != nil {
+		s.sites = s.newDirectory(opts.SiteAccounts)
+	}
 	return s
 }
 

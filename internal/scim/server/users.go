@@ -82,6 +82,12 @@ func notFound(id string) error {
 	return scimerr.New(http.StatusNotFound, "", "no user with id %q in this tenant", truncate(id, 256))
 }
 
+// isNotFound reports whether err is a SCIM 404.
+func isNotFound(err error) bool {
+	se := scimerr.As(err)
+	return se != nil && se.Status == http.StatusNotFound
+}
+
 // findUser reads a tenant's user by id: from the cache, overlaid with this replica's own
 // recent writes, else live from the API server so a just-created user is found even on
 // another replica. Users of other tenants and users being deleted are 404.
@@ -243,6 +249,12 @@ func (s *Server) annotate(u *scimv1.StackUser, q *request, e scimv1.AuditEntry, 
 
 func (s *Server) getUser(q *request) {
 	u, err := s.findUser(q.r.Context(), q, q.rest[0], false)
+	if isNotFound(err) {
+		if a := s.unmanagedByID(q.r.Context(), q, q.rest[0]); a != nil {
+			s.writeAccount(q, a)
+			return
+		}
+	}
 	if err != nil {
 		writeError(q.w, q.r, toSCIMError(err))
 		return
@@ -276,17 +288,7 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 	} else if other != nil {
 		return duplicate(other.Spec.UserName, other.Name)
 	}
-	u := &scimv1.StackUser{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: q.tenant.Namespace,
-			Name:      NameFor(q.tenant.Name, spec.UserName),
-			Labels:    map[string]string{scimv1.LabelSettings: q.tenant.Name},
-			// The reconciler would add it with a write of its own; adding it here saves
-			// one API write per provisioned user.
-			Finalizers: []string{scimv1.Finalizer},
-		},
-		Spec: spec,
-	}
+	u := newStackUser(q, NameFor(q.tenant.Name, spec.UserName), spec)
 	entry := s.entry(q, audit.ActionCreate, audit.Diff(nil, audit.Flatten(&u.Spec)))
 	s.annotate(u, q, entry, 1)
 	err = s.opts.Client.Create(ctx, u, client.FieldOwner(audit.SCIMFieldManager))
@@ -314,6 +316,21 @@ func (s *Server) doCreate(ctx context.Context, q *request) error {
 	s.recorder.LogEntries(u, entry)
 	s.writeUser(q, http.StatusCreated, u)
 	return nil
+}
+
+// newStackUser is a StackUser of the tenant as a SCIM request creates it.
+func newStackUser(q *request, name string, spec scimv1.StackUserSpec) *scimv1.StackUser {
+	return &scimv1.StackUser{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: q.tenant.Namespace,
+			Name:      name,
+			Labels:    map[string]string{scimv1.LabelSettings: q.tenant.Name},
+			// The reconciler would add it with a write of its own; adding it here saves
+			// one API write per provisioned user.
+			Finalizers: []string{scimv1.Finalizer},
+		},
+		Spec: spec,
+	}
 }
 
 func (s *Server) replaceUser(q *request) {
@@ -390,6 +407,16 @@ func (s *Server) update(ctx context.Context, q *request, action string, mutate f
 	id := q.rest[0]
 	for attempt := 0; ; attempt++ {
 		cur, err := s.findUser(ctx, q, id, attempt > 0)
+		if isNotFound(err) && attempt < maxUpdateAttempts {
+			// A PUT or PATCH of an unmanaged site account links it (unmanaged.go).
+			if a := s.unmanagedByID(ctx, q, id); a != nil {
+				done, lerr := s.link(ctx, q, a, mutate)
+				if done || lerr != nil {
+					return lerr
+				}
+				continue // a StackUser of that name appeared meanwhile: update it
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -452,6 +479,11 @@ func (s *Server) deleteUser(q *request) {
 func (s *Server) doDelete(ctx context.Context, q *request) error {
 	for attempt := 0; ; attempt++ {
 		u, err := s.findUser(ctx, q, q.rest[0], attempt > 0)
+		if isNotFound(err) && attempt == 0 {
+			if a := s.unmanagedByID(ctx, q, q.rest[0]); a != nil {
+				return notManaged(a)
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -661,6 +693,10 @@ func (s *Server) listUsers(q *request) {
 			page = hits[from:min(from+p.count, total)]
 		}
 	}
+	// Unmanaged site accounts follow the StackUsers (unmanaged.go). Read after the page:
+	// an account linked meanwhile (the common race during an import) is then left out
+	// of both rather than shown twice.
+	extra := s.unmanagedMatching(q.r.Context(), q, p.filter)
 	docs := make([]any, 0, len(page))
 	for _, u := range page {
 		u, gone := s.recent.overlay(client.ObjectKeyFromObject(u), u)
@@ -669,5 +705,12 @@ func (s *Server) listUsers(q *request) {
 		}
 		docs = append(docs, s.project(q, s.withGroups(q, u, resource.ToSCIM(u, s.location(q, u.Name)))))
 	}
+	// The unmanaged accounts take positions total+1 onwards.
+	if at, room := max(from-total, 0), p.count-len(page); room > 0 && at < len(extra) {
+		for i := range extra[at:min(at+room, len(extra))] {
+			docs = append(docs, s.accountDoc(q, &extra[at+i]))
+		}
+	}
+	total += len(extra)
 	writeJSON(q.w, q.r, http.StatusOK, listResponse(total, p.startIndex, docs))
 }

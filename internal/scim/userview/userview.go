@@ -27,6 +27,10 @@ type tenant struct {
 	byName map[string]*scimv1.StackUser
 	// byExternalID holds the users with a non-empty externalId; nearly always one each.
 	byExternalID map[string][]*scimv1.StackUser
+	// identities changes whenever a user is added or removed or its userName,
+	// externalId or status.siteId changes: what decides which site accounts no user
+	// describes (see Identities).
+	identities uint64
 }
 
 func (t *tenant) linkExternalID(u *scimv1.StackUser) {
@@ -53,6 +57,8 @@ func (t *tenant) unlinkExternalID(u *scimv1.StackUser) {
 type View struct {
 	mu      sync.RWMutex
 	tenants map[tenantKey]*tenant
+	// seq hands out identities values, unique across tenants and their re-creation.
+	seq uint64
 }
 
 // New returns an empty View; register it with the StackUser informer (it is a
@@ -128,6 +134,10 @@ func (v *View) put(u *scimv1.StackUser) {
 		v.tenants[k] = t
 	}
 	prev, replacing := t.byName[u.Name]
+	if !replacing || !sameIdentity(prev, u) {
+		v.seq++
+		t.identities = v.seq
+	}
 	if replacing {
 		t.unlinkExternalID(prev)
 	}
@@ -159,6 +169,8 @@ func (v *View) remove(u *scimv1.StackUser) {
 	t.sorted = deleteAt(t.sorted, prev)
 	t.unlinkExternalID(prev)
 	delete(t.byName, u.Name)
+	v.seq++
+	t.identities = v.seq
 	if len(t.byName) == 0 {
 		delete(v.tenants, k)
 	}
@@ -240,4 +252,22 @@ func (v *View) Version(namespace, tenantName, name string) (uid types.UID, resou
 		return "", "", false
 	}
 	return u.UID, u.ResourceVersion, true
+}
+
+func sameIdentity(a, b *scimv1.StackUser) bool {
+	return a.Spec.UserName == b.Spec.UserName && a.Spec.ExternalID == b.Spec.ExternalID && a.Status.SiteID == b.Status.SiteID
+}
+
+// Identities is a value that changes whenever a user of the tenant is added or removed
+// or changes its userName, externalId or status.siteId, and only then (0 for a tenant
+// with no users): callers cache what they derive from those fields, such as which site
+// accounts no user describes, and recompute when it changes. Status writes of other
+// fields, the reconciler's steady traffic, leave it alone.
+func (v *View) Identities(namespace, name string) uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if t := v.tenants[tenantKey{namespace, name}]; t != nil {
+		return t.identities
+	}
+	return 0
 }

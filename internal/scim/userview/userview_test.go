@@ -124,3 +124,40 @@ func TestView_randomEventsMatchASortedList(t *testing.T) {
 	}
 	g.Expect(v.ByExternalID("ns", "okta", "")).To(BeEmpty(), "an empty externalId matches nobody")
 }
+
+// Identities moves when what decides a site account's owner changes, and not on the
+// reconciler's other status writes.
+func TestView_identitiesChangeOnlyWithUserNameExternalIDOrSiteID(t *testing.T) {
+	g := NewWithT(t)
+	v := New()
+	g.Expect(v.Identities("ns", "okta")).To(BeZero())
+	a := user("ns", "okta", "a", 1)
+	v.OnAdd(a, true)
+	added := v.Identities("ns", "okta")
+	g.Expect(added).NotTo(BeZero())
+
+	b := a.DeepCopy()
+	b.Status.ObservedGeneration = 7
+	b.Spec.Title = "CTO"
+	v.OnUpdate(a, b)
+	g.Expect(v.Identities("ns", "okta")).To(Equal(added), "a status write of other fields")
+
+	last := added
+	for _, change := range []func(*scimv1.StackUser){
+		func(u *scimv1.StackUser) { u.Status.SiteID = "42" },
+		func(u *scimv1.StackUser) { u.Spec.ExternalID = "00u1" },
+		func(u *scimv1.StackUser) { u.Spec.UserName = "A" },
+	} {
+		c := b.DeepCopy()
+		change(c)
+		v.OnUpdate(b, c)
+		g.Expect(v.Identities("ns", "okta")).NotTo(Equal(last))
+		last, b = v.Identities("ns", "okta"), c
+	}
+	v.OnAdd(user("ns", "okta", "b", 2), true)
+	g.Expect(v.Identities("ns", "okta")).NotTo(Equal(last))
+	last = v.Identities("ns", "okta")
+	v.OnDelete(user("ns", "okta", "b", 2))
+	g.Expect(v.Identities("ns", "okta")).NotTo(Equal(last))
+	g.Expect(v.Identities("ns", "entra")).To(BeZero())
+}
