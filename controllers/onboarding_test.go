@@ -14,6 +14,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/controllers"
+	"github.com/stackscim/stack-scim-operator/internal/audit"
 	"github.com/stackscim/stack-scim-operator/internal/sitesim"
 )
 
@@ -365,4 +366,23 @@ func TestObserve_resyncDoesNotReplanUnchangedUsers(t *testing.T) {
 	}
 	// One page per resync (two site accounts); lookups would add two lists per resync.
 	g.Expect(h.sim.Requests()[sitesim.CountListUsers] - before).To(BeNumerically("<=", resyncs+1))
+}
+
+// An IdP linking an existing account through the SCIM server names it exactly (the site
+// id): the reconciler links that account, even where a lookup by userName would be
+// ambiguous.
+func TestLink_siteIDTheIdPLinkedWins(t *testing.T) {
+	h := newUserHarness(t, harnessOptions{sim: fullSite})
+	h.seed(existing("kim", sitesim.User{}))
+	second := h.seed(existing("kim", sitesim.User{Title: "the one the IdP imported"}))
+	h.createAnnotatedUser("kim", audit.SCIMFieldManager, map[string]string{scimv1.LinkSiteIDAnnotation: second.ID},
+		func(s *scimv1.StackUserSpec) { s.Title = "the one the IdP imported" })
+	got := h.eventuallySynced("kim")
+	if got.Status.SiteID != second.ID {
+		t.Fatalf("linked %s, want the account the IdP linked, %s", got.Status.SiteID, second.ID)
+	}
+	links := entries(got, controllers.ActionLink, scimv1.ResultApplied)
+	if len(links) != 1 || !strings.Contains(links[0].Message, "site id the identity provider linked") {
+		t.Fatalf("link entries: %+v", links)
+	}
 }

@@ -112,8 +112,15 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, []scim
 	bySiteID := map[string]*scimv1.StackUser{}
 	unlinkedByExt := map[string]*scimv1.StackUser{}
 	unlinkedByName := map[string]*scimv1.StackUser{}
+	// described holds every StackUser's userName (lower case) and externalId: a site
+	// account with one of them is not site-only (the SCIM server's import uses the same rule).
+	described := map[string]bool{}
 	for i := range users.Items {
 		u := &users.Items[i]
+		described["u:"+strings.ToLower(u.Spec.UserName)] = true
+		if u.Spec.ExternalID != "" {
+			described["e:"+u.Spec.ExternalID] = true
+		}
 		if !u.DeletionTimestamp.IsZero() {
 			continue
 		}
@@ -169,6 +176,9 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, []scim
 				if err := enqueue(u); err != nil {
 					return err
 				}
+				continue
+			}
+			if described["u:"+strings.ToLower(su.UserName)] || (su.ExternalID != "" && described["e:"+su.ExternalID]) {
 				continue
 			}
 			siteOnly++

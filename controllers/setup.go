@@ -36,6 +36,9 @@ type Options struct {
 	// Tenants reads tenants and their Secrets; a new internal/tenant.Reader on the
 	// manager's cache when nil.
 	Tenants client.Reader
+	// Sites hands out one rate-limited site client per tenant; shared with the SCIM
+	// server so both stay within the tenant's limit. A new one (with Site) when nil.
+	Sites *site.Clients
 }
 
 func (o Options) eventQPS() float64 {
@@ -55,7 +58,10 @@ func (o Options) eventBurst() int {
 // Setup registers the StackUser reconciler and the resync with mgr. Both run on the
 // elected leader only and share one site client per tenant.
 func Setup(mgr ctrl.Manager, opts Options) error {
-	sites := &site.Clients{Defaults: opts.Site}
+	sites := opts.Sites
+	if sites == nil {
+		sites = &site.Clients{Defaults: opts.Site}
+	}
 	tenants := opts.Tenants
 	if tenants == nil {
 		tenants = scimtenant.NewReader(mgr.GetCache(), mgr.GetAPIReader())

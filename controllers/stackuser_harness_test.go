@@ -200,6 +200,11 @@ func (h *userHarness) createUser(name string, mutate func(*scimv1.StackUserSpec)
 }
 
 func (h *userHarness) createUserAs(name, fieldManager string, mutate func(*scimv1.StackUserSpec)) *scimv1.StackUser {
+	return h.createAnnotatedUser(name, fieldManager, nil, mutate)
+}
+
+// createAnnotatedUser is createUserAs with extra annotations.
+func (h *userHarness) createAnnotatedUser(name, fieldManager string, annotations map[string]string, mutate func(*scimv1.StackUserSpec)) *scimv1.StackUser {
 	h.t.Helper()
 	info, _ := json.Marshal(audit.RequestInfo{RequestID: "req-" + name, UserAgent: "Okta SCIM Client 1.0.0", Tenant: h.ns + "/" + tenantName})
 	u := &scimv1.StackUser{
@@ -216,6 +221,9 @@ func (h *userHarness) createUserAs(name, fieldManager string, mutate func(*scimv
 	}
 	if mutate != nil {
 		mutate(&u.Spec)
+	}
+	for k, v := range annotations {
+		u.Annotations[k] = v
 	}
 	if err := testEnv.Client.Create(context.Background(), u, client.FieldOwner(fieldManager)); err != nil {
 		h.t.Fatalf("creating StackUser: %v", err)

@@ -46,7 +46,10 @@ func (r *StackUserReconciler) linkSiteUser(ctx context.Context, s *scope) error 
 		lost = id
 	}
 
-	su, how, err := r.lookup(ctx, s)
+	su, how, err := r.linkHint(ctx, s)
+	if su == nil && err == nil {
+		su, how, err = r.lookup(ctx, s)
+	}
 	if err != nil {
 		r.siteFailure(ctx, s, "looking up the site user", err)
 		return nil
@@ -127,6 +130,24 @@ func (r *StackUserReconciler) reportDeleted(s *scope, lost string) {
 	s.failed, s.done = true, true
 	// Not a hot loop: the resync re-queues the user if an account appears.
 	s.requeueAfter = r.SignInWait
+}
+
+// linkHint reads the site account the SCIM server named when an IdP linked it
+// (LinkSiteIDAnnotation): one GET instead of the lookups, and exact. It is used only while
+// that account still has the StackUser's userName; otherwise the lookups decide.
+func (r *StackUserReconciler) linkHint(ctx context.Context, s *scope) (*site.User, string, error) {
+	id := s.user.Annotations[scimv1.LinkSiteIDAnnotation]
+	if id == "" {
+		return nil, "", nil
+	}
+	su, err := s.tenant.site.Get(ctx, id)
+	if site.IsNotFound(err) || (err == nil && !strings.EqualFold(su.UserName, s.user.Spec.UserName)) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return su, "the site id the identity provider linked", nil
 }
 
 // lookup finds a site user by externalId, then userName.

@@ -39,6 +39,11 @@ const (
 	ReasonChangeHeld = "ChangeHeld"
 )
 
+// LinkSiteIDAnnotation, set on a StackUser by the SCIM server when an IdP links an
+// existing site account (a PUT or PATCH of an unmanaged account's id), names that
+// account: the reconciler links it by id first, then by externalId or userName.
+const LinkSiteIDAnnotation = "scim.stackscim.io/link-site-id"
+
 // ReleaseHeldAnnotation, set on a ScimSettings to a value it did not have before, sends
 // every change the brake holds at that moment, past the hourly cap.
 const ReleaseHeldAnnotation = "scim.stackscim.io/release-held"

@@ -24,6 +24,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/cachetrim"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/scheme"
+	"github.com/stackscim/stack-scim-operator/internal/site"
 	"github.com/stackscim/stack-scim-operator/internal/sitedir"
 )
 
@@ -155,6 +156,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err := index.Setup(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("registering field indexes: %w", err)
 	}
+	// One site client per tenant for the reconcilers and the SCIM server's site account
+	// listing, so together they stay within the tenant's site rate limit.
+	opts.Reconcilers.Sites = &site.Clients{Defaults: opts.Reconcilers.Site}
 	if err := setupControllers(mgr, opts); err != nil {
 		return nil, err
 	}

@@ -24,13 +24,16 @@ func setupSCIMServer(mgr ctrl.Manager, opts Options) error {
 	if opts.SCIMAddr == "" {
 		return mgr.AddReadyzCheck("readyz", healthz.Ping)
 	}
-	// Site accounts no StackUser describes are listed for IdP imports. The server keeps
-	// its own per-tenant clients, with the reconcilers' retry defaults: it runs on every
-	// replica, the reconcilers only on the leader. It only lists the site, once per
-	// snapshot TTL and only for tenants an IdP is reading.
+	// Site accounts no StackUser describes are listed for IdP imports, through the
+	// reconcilers' per-tenant site clients (on the leader they share the tenant's rate
+	// limit). It only lists the site, once per snapshot TTL and only for tenants an IdP
+	// is reading.
 	var sites *site.Clients
 	if !opts.SCIMHideSiteAccounts {
-		sites = &site.Clients{Defaults: opts.Reconcilers.Site}
+		sites = opts.Reconcilers.Sites
+		if sites == nil {
+			sites = &site.Clients{Defaults: opts.Reconcilers.Site}
+		}
 	}
 	srv, l, err := server.AddToManager(mgr, server.Options{
 		ExternalURL:  opts.ExternalURL,

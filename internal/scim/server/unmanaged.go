@@ -486,8 +486,9 @@ func (s *Server) link(ctx context.Context, q *request, a *unmanagedAccount, muta
 		return true, duplicate(other.Spec.UserName, other.Name)
 	}
 	u := newStackUser(q, a.id, spec)
+	metav1.SetMetaDataAnnotation(&u.ObjectMeta, scimv1.LinkSiteIDAnnotation, a.account.ID)
 	entry := s.entry(q, audit.ActionCreate, audit.Diff(nil, audit.Flatten(&u.Spec)))
-	entry.Message = "created by a SCIM " + q.r.Method + " of the unmanaged site account " + a.account.ID + "; the operator links it to that account (found by externalId or userName)"
+	entry.Message = "created by a SCIM " + q.r.Method + " of the unmanaged site account " + a.account.ID + "; the operator links it to that account"
 	s.annotate(u, q, entry, 1)
 	err = s.opts.Client.Create(ctx, u, client.FieldOwner(audit.SCIMFieldManager))
 	if apierrors.IsAlreadyExists(err) {
