@@ -28,12 +28,12 @@ func simState(admin string) (*sitesim.State, error) {
 // role, next to pushing the same users straight to the site; then measures one resync.
 func (h *harness) endToEnd() error {
 	cfg := h.cfg
-	direct := h.figure(fmt.Sprintf("direct to site: %d users", cfg.E2EUsers), "s")
-	through := h.figure(fmt.Sprintf("end to end via SCIM + operator: %d users", cfg.E2EUsers), "s")
-	ratio := h.figure("end to end / direct", "x")
-	perUser := h.figure("site requests per provisioned user", "requests")
-	requests := h.figure(fmt.Sprintf("site requests per resync @ %d users", cfg.E2EUsers), "requests")
-	resync := h.figure(fmt.Sprintf("resync time @ %d users", cfg.E2EUsers), "s")
+	direct := h.figure("e2e.direct.time", fmt.Sprintf("direct to site: %d users", cfg.E2EUsers), "s")
+	through := h.figure("e2e.operator.time", fmt.Sprintf("end to end via SCIM + operator: %d users", cfg.E2EUsers), "s")
+	ratio := h.figure("e2e.ratio.direct", "end to end / direct", "x")
+	perUser := h.figure("e2e.site_requests_per_user", "site requests per provisioned user", "requests")
+	requests := h.figure("resync.site_requests", fmt.Sprintf("site requests per resync @ %d users", cfg.E2EUsers), "requests")
+	resync := h.figure("resync.time", fmt.Sprintf("resync time @ %d users", cfg.E2EUsers), "s")
 
 	siteURL, admin, err := h.site("site-e2e", cfg.SiteLatency)
 	if err != nil {

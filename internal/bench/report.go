@@ -19,6 +19,9 @@ import (
 
 // Figure is one measured quantity with its repeated samples.
 type Figure struct {
+	// ID names the figure stably across runs and sizes (e.g. "read.filter.p99.max"), so
+	// tools can follow it from report to report.
+	ID string `json:"id"`
 	// Name says what was measured, e.g. "filter latency p99 @ 100000 users".
 	Name string `json:"name"`
 	// Unit of the samples, e.g. "ms", "users/s", "MiB".

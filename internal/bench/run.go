@@ -38,7 +38,8 @@ type Config struct {
 	Repeats       int           // runs of each figure
 	SiteLatency   time.Duration // latency the simulated site adds to every call
 	GroupMembers  int           // members of the group pushed in the groups scenario (0 skips it)
-	Scenarios     []string      // scenarios to run: "read", "groups", "e2e"; empty runs all
+	ProbeUsers    int           // users created one after another per time-to-site run (0 skips it)
+	Scenarios     []string      // scenarios to run: "read", "groups", "e2e", "latency"; empty runs all
 }
 
 func (c Config) runs(scenario string) bool {
@@ -101,7 +102,7 @@ func Run(cfg Config) (*Report, error) {
 	for _, sc := range []struct {
 		name, what string
 		run        func() error
-	}{{"read", "SCIM read path", h.readPath}, {"groups", "groups", h.groupPush}, {"e2e", "end to end", h.endToEnd}} {
+	}{{"read", "SCIM read path", h.readPath}, {"groups", "groups", h.groupPush}, {"e2e", "end to end", h.endToEnd}, {"latency", "time to site", h.timeToSite}} {
 		if !cfg.runs(sc.name) {
 			continue
 		}
@@ -113,8 +114,8 @@ func Run(cfg Config) (*Report, error) {
 	return h.report, nil
 }
 
-func (h *harness) figure(name, unit string) *Figure {
-	f := &Figure{Name: name, Unit: unit}
+func (h *harness) figure(id, name, unit string) *Figure {
+	f := &Figure{ID: id, Name: name, Unit: unit}
 	h.report.Figures = append(h.report.Figures, f)
 	return f
 }
@@ -138,8 +139,14 @@ func (h *harness) site(name string, latency time.Duration) (scimURL, admin strin
 	})
 }
 
-// tenant creates a namespace, the token Secrets and a ScimSettings.
+// tenant creates a namespace, the token Secrets and a ScimSettings whose site rate limit
+// is raised as a site admin running a bulk import would.
 func (h *harness) tenant(ns, siteURL string) (*scimv1.ScimSettings, error) {
+	return h.tenantWith(ns, siteURL, unlimited)
+}
+
+// tenantWith is tenant with a given site rate limit (zero fields: the CRD defaults).
+func (h *harness) tenantWith(ns, siteURL string, limit siteLimit) (*scimv1.ScimSettings, error) {
 	ctx := context.Background()
 	c := h.env.Client
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -155,10 +162,8 @@ func (h *harness) tenant(ns, siteURL string) (*scimv1.ScimSettings, error) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "okta"},
 		Spec: scimv1.ScimSettingsSpec{
 			BearerTokenSecretRef: scimv1.BearerTokenSecretReference{Name: "scim-token"},
-			// A site admin running a bulk import raises the client-side rate to what the
-			// site allows (its REST API documents bursts of 50 requests per 2 s).
 			Site: scimv1.SiteSpec{URL: siteURL, TokenSecretRef: scimv1.SecretKeyReference{Name: "site-token"},
-				RequestsPerSecond: 1000, Burst: 1000},
+				RequestsPerSecond: limit.rps, Burst: limit.burst},
 			AllowModeratorPromotion: true, AllowAdminPromotion: true,
 			ResyncPeriod: &metav1.Duration{Duration: time.Hour},
 		},
@@ -168,6 +173,7 @@ func (h *harness) tenant(ns, siteURL string) (*scimv1.ScimSettings, error) {
 
 type manager struct {
 	proc    *Proc
+	base    string // http://host:port of the SCIM listener
 	scim    string // tenant base URL
 	metrics string
 	pprof   string // base URL of /debug/pprof
@@ -188,7 +194,7 @@ func (h *harness) manager(name, ns string, st *scimv1.ScimSettings, extra ...str
 		return nil, err
 	}
 	h.procs = append(h.procs, p)
-	m := &manager{proc: p, scim: "http://" + scimAddr + st.EffectiveBasePath(), metrics: "http://" + metricsAddr + "/metrics",
+	m := &manager{proc: p, base: "http://" + scimAddr, scim: "http://" + scimAddr + st.EffectiveBasePath(), metrics: "http://" + metricsAddr + "/metrics",
 		pprof: "http://" + pprofAddr + "/debug/pprof"}
 	log.Printf("%s: pprof at %s", name, m.pprof)
 	return m, waitFor(60*time.Second, func() bool {
@@ -196,6 +202,8 @@ func (h *harness) manager(name, ns string, st *scimv1.ScimSettings, extra ...str
 		return err == nil && code == http.StatusOK
 	})
 }
+
+func joinNS(nss []string) string { return strings.Join(nss, ",") }
 
 func (m *manager) total() (int, error) {
 	var lr struct {
@@ -286,11 +294,11 @@ func (h *harness) readPath() error {
 		return err
 	}
 
-	rawRate := h.figure("raw API-server create rate (plain client)", "users/s")
-	postRate := h.figure("SCIM POST create rate", "users/s")
-	postP50 := h.figure("SCIM POST latency p50", "ms")
-	postP99 := h.figure("SCIM POST latency p99", "ms")
-	ratio := h.figure("SCIM POST rate / raw create rate", "%")
+	rawRate := h.figure("read.raw_create.rate", "raw API-server create rate (plain client)", "users/s")
+	postRate := h.figure("read.post.rate", "SCIM POST create rate", "users/s")
+	postP50 := h.figure("read.post.p50", "SCIM POST latency p50", "ms")
+	postP99 := h.figure("read.post.p99", "SCIM POST latency p99", "ms")
+	ratio := h.figure("read.post.ratio_raw", "SCIM POST rate / raw create rate", "%")
 	posted := 0
 	for r := range cfg.Repeats {
 		log.Printf("POST throughput run %d/%d (%d users)", r+1, cfg.Repeats, cfg.PostUsers)
@@ -359,8 +367,8 @@ func (h *harness) readPath() error {
 			return fmt.Errorf("the SCIM server never saw %d users: %w", filled, err)
 		}
 
-		p50 := h.figure(fmt.Sprintf("filter userName eq latency p50 @ %d users", size), "ms")
-		p99 := h.figure(fmt.Sprintf("filter userName eq latency p99 @ %d users", size), "ms")
+		p50 := h.figure(fmt.Sprintf("read.filter.p50.%d", size), fmt.Sprintf("filter userName eq latency p50 @ %d users", size), "ms")
+		p99 := h.figure(fmt.Sprintf("read.filter.p99.%d", size), fmt.Sprintf("filter userName eq latency p99 @ %d users", size), "ms")
 		for range cfg.Repeats {
 			lat := make([]time.Duration, 0, cfg.FilterQueries)
 			for range cfg.FilterQueries {
@@ -386,7 +394,7 @@ func (h *harness) readPath() error {
 		}
 
 		if slices.Contains(cfg.ImportSizes, size) {
-			f := h.figure(fmt.Sprintf("Okta import (count=100 pages) @ %d users", size), "s")
+			f := h.figure(fmt.Sprintf("read.import.%d", size), fmt.Sprintf("Okta import (count=100 pages) @ %d users", size), "s")
 			for range cfg.Repeats {
 				took, err := importAll(m.scim, filled)
 				if err != nil {
@@ -399,9 +407,9 @@ func (h *harness) readPath() error {
 
 	log.Printf("measuring the manager at rest with %d users", filled)
 	settle()
-	rss := h.figure(fmt.Sprintf("manager RSS at rest @ %d users", filled), "MiB")
-	heap := h.figure(fmt.Sprintf("manager heap in use at rest @ %d users", filled), "MiB")
-	cpu := h.figure(fmt.Sprintf("manager CPU at rest @ %d users", filled), "% of a core")
+	rss := h.figure("read.rss", fmt.Sprintf("manager RSS at rest @ %d users", filled), "MiB")
+	heap := h.figure("read.heap", fmt.Sprintf("manager heap in use at rest @ %d users", filled), "MiB")
+	cpu := h.figure("read.cpu", fmt.Sprintf("manager CPU at rest @ %d users", filled), "% of a core")
 	for range cfg.Repeats {
 		c0, _ := m.proc.CPUSeconds()
 		time.Sleep(10 * time.Second) // measuring idle CPU needs an idle window

@@ -14,6 +14,7 @@ import (
 //	PUT    /_sim/config       replace the switches
 //	PATCH  /_sim/config       change some switches (JSON merge)
 //	POST   /_sim/users        add a user as if it signed in over SAML
+//	GET    /_sim/users?userName=x  one user by userName (case-insensitive)
 //	GET    /_sim/users/{id}   one user
 //	PATCH  /_sim/users/{id}   edit a user "by hand" (JSON merge of the stored user)
 //	DELETE /_sim/users/{id}   remove a user
@@ -49,6 +50,20 @@ func (s *Sim) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, redacted(next))
+	case what == "users" && id == "" && r.Method == http.MethodGet:
+		// A cheap probe for benchmarks that wait for one user to show on the site.
+		s.mu.Lock()
+		var u User
+		p := s.store.byUserName(r.URL.Query().Get("userName"))
+		if p != nil {
+			u = *p
+		}
+		s.mu.Unlock()
+		if p == nil {
+			writeError(w, http.StatusNotFound, "Could not find user "+r.URL.Query().Get("userName"))
+			return
+		}
+		writeJSON(w, http.StatusOK, u)
 	case what == "users" && id == "" && r.Method == http.MethodPost:
 		var u User
 		if err := decode(r, &u); err != nil {
