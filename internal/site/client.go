@@ -36,7 +36,8 @@ type Config struct {
 	Token string
 	// Timeout bounds each attempt of a request (default 30s).
 	Timeout time.Duration
-	// RequestsPerSecond and Burst rate-limit this client (defaults 10 and 20).
+	// RequestsPerSecond and Burst rate-limit this client (defaults 25 and 50: the site's
+	// documented REST API limit, bursts of 50 requests per 2 s).
 	RequestsPerSecond float64
 	Burst             int
 	// UserAgent defaults to stack-scim-operator/<Version>.
@@ -60,10 +61,10 @@ func (c Config) withDefaults() Config {
 		c.Timeout = 30 * time.Second
 	}
 	if c.RequestsPerSecond <= 0 {
-		c.RequestsPerSecond = 10
+		c.RequestsPerSecond = 25
 	}
 	if c.Burst <= 0 {
-		c.Burst = 20
+		c.Burst = 50
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "stack-scim-operator/" + Version
