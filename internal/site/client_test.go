@@ -365,7 +365,7 @@ func TestClient_lookupListsOnceWhenFiltersAreUnsupported(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(how).To(Equal("userName"))
 	g.Expect(u.ExternalID).To(Equal("ext-240"))
-	g.Expect(sim.Requests()[sitesim.CountListUsers] - before).To(BeEquivalentTo(3), "one pass over three pages")
+	g.Expect(sim.Requests()[sitesim.CountListUsers]-before).To(BeEquivalentTo(3), "one pass over three pages")
 }
 
 func TestClient_createWithARoleTrustsTheAnswer(t *testing.T) {
