@@ -19,8 +19,17 @@ import (
 
 func main() {
 	var cfg bench.Config
-	filter := flag.String("filter-sizes", "1000,10000,100000", "Tenant sizes at which filter latency is measured.")
-	imports := flag.String("import-sizes", "10000,100000", "Sizes (among -filter-sizes) at which a full Okta import is timed.")
+	// BENCH_SCALE=full gives the largest runs (100,000 users with full status); the
+	// default sizes keep `make bench` near 15 minutes on 2 cores.
+	full := os.Getenv("BENCH_SCALE") == "full"
+	fillUsers, shardUsers := 5_000, 1_000
+	if full {
+		fillUsers, shardUsers = 100_000, 20_000
+	}
+	filter := flag.String("filter-sizes", "1000,10000", "Tenant sizes at which filter latency is measured with the SCIM server alone (bare users).")
+	imports := flag.String("import-sizes", "10000", "Sizes (among -filter-sizes) at which a full Okta import is timed.")
+	flag.IntVar(&cfg.FillUsers, "fill-users", fillUsers, "Users of the realistic fill (full status and history, reconcilers on); 100000 with BENCH_SCALE=full.")
+	flag.IntVar(&cfg.ShardUsers, "shard-users", shardUsers, "Users per shard in the two-shard run; 20000 with BENCH_SCALE=full.")
 	flag.IntVar(&cfg.PostUsers, "post-users", 1000, "Users per POST-throughput run.")
 	flag.IntVar(&cfg.E2EUsers, "e2e-users", 10000, "Users provisioned end to end.")
 	flag.IntVar(&cfg.Concurrency, "concurrency", 8, "Parallel clients.")
@@ -29,7 +38,7 @@ func main() {
 	flag.DurationVar(&cfg.SiteLatency, "site-latency", 20*time.Millisecond, "Latency the simulated site adds to every call.")
 	flag.IntVar(&cfg.GroupMembers, "group-members", 10000, "Members of the group pushed in the groups scenario (0 skips it).")
 	flag.IntVar(&cfg.ProbeUsers, "probe-users", 40, "Users created one after another per time-to-site run (0 skips it).")
-	scenarios := flag.String("scenarios", "", "Comma-separated scenarios to run (read, groups, e2e, latency); empty runs all.")
+	scenarios := flag.String("scenarios", "", "Comma-separated scenarios to run (read, groups, fill, e2e, latency, shards); empty runs all.")
 	flag.StringVar(&cfg.Out, "out", "bench/out", "Folder for the report.")
 	flag.Parse()
 	cfg.Repo = testenv.RepoRoot()

@@ -39,6 +39,8 @@ type Config struct {
 	SiteLatency   time.Duration // latency the simulated site adds to every call
 	GroupMembers  int           // members of the group pushed in the groups scenario (0 skips it)
 	ProbeUsers    int           // users created one after another per time-to-site run (0 skips it)
+	FillUsers     int           // users of the realistic fill (0 skips it)
+	ShardUsers    int           // users per shard in the two-shard run (0 skips it)
 	Scenarios     []string      // scenarios to run: "read", "groups", "e2e", "latency"; empty runs all
 }
 
@@ -67,7 +69,8 @@ func Run(cfg Config) (*Report, error) {
 		Commit: Commit(cfg.Repo), Started: started, Machine: DescribeMachine(),
 		Sizes: map[string]int{"postUsers": cfg.PostUsers, "e2eUsers": cfg.E2EUsers, "concurrency": cfg.Concurrency,
 			"filterQueries": cfg.FilterQueries, "repeats": cfg.Repeats, "maxUsers": slices.Max(cfg.FilterSizes),
-			"siteLatencyMs": int(cfg.SiteLatency / time.Millisecond), "groupMembers": cfg.GroupMembers},
+			"siteLatencyMs": int(cfg.SiteLatency / time.Millisecond), "groupMembers": cfg.GroupMembers,
+			"probeUsers": cfg.ProbeUsers, "fillUsers": cfg.FillUsers, "shardUsers": cfg.ShardUsers},
 	}}
 	tmp, err := os.MkdirTemp("", "scim-bench-")
 	if err != nil {
@@ -102,7 +105,7 @@ func Run(cfg Config) (*Report, error) {
 	for _, sc := range []struct {
 		name, what string
 		run        func() error
-	}{{"read", "SCIM read path", h.readPath}, {"groups", "groups", h.groupPush}, {"e2e", "end to end", h.endToEnd}, {"latency", "time to site", h.timeToSite}} {
+	}{{"read", "SCIM read path", h.readPath}, {"groups", "groups", h.groupPush}, {"fill", "realistic fill", h.fillScenario}, {"e2e", "end to end", h.endToEnd}, {"latency", "time to site", h.timeToSite}, {"shards", "two shards", h.shardScenario}} {
 		if !cfg.runs(sc.name) {
 			continue
 		}
@@ -188,7 +191,9 @@ func (h *harness) manager(name, ns string, st *scimv1.ScimSettings, extra ...str
 	probeAddr, _ := FreeAddr()
 	pprofAddr, _ := FreeAddr()
 	args := append([]string{"--scim-bind-address=" + scimAddr, "--metrics-bind-address=" + metricsAddr,
-		"--health-probe-bind-address=" + probeAddr, "--pprof-bind-address=" + pprofAddr, "--watch-namespace=" + ns}, extra...)
+		"--health-probe-bind-address=" + probeAddr, "--pprof-bind-address=" + pprofAddr, "--watch-namespace=" + ns,
+		// The harness reads the heap gauge over plain HTTP.
+		"--metrics-secure=false"}, extra...)
 	p, err := Start(filepath.Join(h.bin, "manager"), name, h.logs, []string{"KUBECONFIG=" + filepath.Join(h.bin, "kubeconfig")}, args...)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 // serveAdmin serves the test endpoints, which bypass token, faults and switches:
 //
 //	GET    /_sim/state        config, users and request counters
+//	GET    /_sim/requests     request counters only (cheap with many users)
 //	POST   /_sim/reset        remove every user, clear counters
 //	GET    /_sim/config       the switches
 //	PUT    /_sim/config       replace the switches
@@ -26,6 +27,8 @@ func (s *Sim) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		st := s.State()
 		st.Config = redacted(st.Config)
 		writeJSON(w, http.StatusOK, st)
+	case what == "requests" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, map[string]any{"requests": s.Requests()})
 	case what == "reset" && r.Method == http.MethodPost:
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)
