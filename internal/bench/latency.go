@@ -38,13 +38,14 @@ func (h *harness) timeToSite() error {
 		ns, what, admin string
 		site            string
 		limit           siteLimit
+		gap             time.Duration // pause between users: idle is one user now and then
 		target          bool
 	}
 	runs := []run{
-		{"lat-old", "instant site, former limit 10/s burst 20", instantAdmin, instant, siteLimit{10, 20}, false},
-		{"lat-default", "instant site, default limit", instantAdmin, instant, siteLimit{}, false},
-		{"lat-off", "instant site, no limit", instantAdmin, instant, unlimited, false},
-		{"lat-idle", fmt.Sprintf("site %s, default limit", h.cfg.SiteLatency), slowAdmin, slow, siteLimit{}, true},
+		{"lat-old", "instant site, former limit 10/s burst 20, back to back", instantAdmin, instant, siteLimit{10, 20}, 0, false},
+		{"lat-default", "instant site, default limit, back to back", instantAdmin, instant, siteLimit{}, 0, false},
+		{"lat-off", "instant site, no limit, back to back", instantAdmin, instant, unlimited, 0, false},
+		{"lat-idle", fmt.Sprintf("site %s, default limit, idle", h.cfg.SiteLatency), slowAdmin, slow, siteLimit{}, 250 * time.Millisecond, true},
 	}
 	var nss []string
 	tenants := map[string]*scimv1.ScimSettings{}
@@ -69,7 +70,7 @@ func (h *harness) timeToSite() error {
 			return fmt.Errorf("tenant %s never served: %w", r.ns, err)
 		}
 		log.Printf("time to site: %d users one after another, %s", n, r.what)
-		create, deactivate, err := probeUsers(base, r.admin, r.ns, n)
+		create, deactivate, err := probeUsers(base, r.admin, r.ns, n, r.gap)
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.ns, err)
 		}
@@ -91,10 +92,11 @@ func (h *harness) timeToSite() error {
 }
 
 // probeUsers creates n users one after another through SCIM, each timed from the 201 to
-// the site showing it, then deactivates them the same way.
-func probeUsers(scim, admin, prefix string, n int) (create, deactivate []time.Duration, err error) {
+// the site showing it, then deactivates them the same way; gap separates users.
+func probeUsers(scim, admin, prefix string, n int, gap time.Duration) (create, deactivate []time.Duration, err error) {
 	ids := make([]string, n)
 	for i := range n {
+		time.Sleep(gap)
 		name := fmt.Sprintf("%s-probe%03d@example.com", prefix, i)
 		var created struct {
 			ID string `json:"id"`
@@ -113,6 +115,7 @@ func probeUsers(scim, admin, prefix string, n int) (create, deactivate []time.Du
 	off := map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:PatchOp"},
 		"Operations": []any{map[string]any{"op": "replace", "value": map[string]any{"active": false}}}}
 	for i, id := range ids {
+		time.Sleep(gap)
 		name := fmt.Sprintf("%s-probe%03d@example.com", prefix, i)
 		code, _, err := call(http.MethodPatch, scim+"/Users/"+id, idpToken, off, nil)
 		if err != nil || code != http.StatusOK {
