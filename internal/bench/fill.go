@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
@@ -183,6 +185,18 @@ func (h *harness) fillScenario() error {
 	}
 	start := time.Now()
 	m, err := h.manager("manager-fill", ns, st, "--scim-rate-limit=-1")
+	defer func() {
+		// What etcd stores per user once the reconciler has written its status too.
+		u := &scimv1.StackUser{}
+		key := client.ObjectKey{Namespace: ns, Name: server.NameFor(st.Name, fillUserName("fill", 0))}
+		if err := h.env.Client.Get(context.Background(), key, u); err == nil {
+			if b, err := json.Marshal(u); err == nil {
+				f := h.figure("fill.bytes_per_user", "stored StackUser (JSON, managedFields included) with history at the default limit", "KiB")
+				f.Samples = []float64{float64(len(b)) / 1024}
+				f.Note = "CRDs are stored as JSON: etcd holds about this per user, plus MVCC history until compaction"
+			}
+		}
+	}()
 	if err != nil {
 		return err
 	}
