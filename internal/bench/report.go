@@ -64,6 +64,13 @@ func (f *Figure) Check(target string, limit float64, lowerIsBetter bool) {
 	f.Target, f.Met = target, &met
 }
 
+// Explain sets the note of a figure that misses its target: what the gap comes from.
+func (f *Figure) Explain(why string) {
+	if f.Met != nil && !*f.Met {
+		f.Note = strings.TrimPrefix(f.Note+"; missed: "+why, "; ")
+	}
+}
+
 // Machine describes where a report was taken.
 type Machine struct {
 	CPU       string `json:"cpu"`
