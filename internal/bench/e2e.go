@@ -248,7 +248,7 @@ func (h *harness) floor(ns, siteURL string, n int) (time.Duration, error) {
 		}
 		q := url.Values{"filter": {fmt.Sprintf("externalId eq %q or userName eq %q", u.Spec.ExternalID, u.Spec.UserName)}}
 		if code, _, err := call(http.MethodGet, siteURL+"/users?"+q.Encode(), siteToken, nil, nil); err != nil || code != http.StatusOK {
-			return fmt.Errorf("floor lookup %d: HTTP %d %v", i, code, err)
+			return callErr(fmt.Sprintf("floor lookup %d", i), code, err)
 		}
 		body := scimUser(u.Spec.UserName, u.Spec.ExternalID)
 		body["userType"] = string(roles[i%3])
@@ -256,7 +256,7 @@ func (h *harness) floor(ns, siteURL string, n int) (time.Duration, error) {
 			ID string `json:"id"`
 		}
 		if code, _, err := call(http.MethodPost, siteURL+"/users", siteToken, body, &created); err != nil || code != http.StatusCreated {
-			return fmt.Errorf("floor create %d: HTTP %d %v", i, code, err)
+			return callErr(fmt.Sprintf("floor create %d", i), code, err)
 		}
 		status.SiteID = created.ID
 		status.History = status.History[len(status.History)-2:]

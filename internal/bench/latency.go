@@ -104,7 +104,7 @@ func probeUsers(scim, admin, prefix string, n int, gap time.Duration) (create, d
 		}
 		code, _, err := call(http.MethodPost, scim+"/Users", idpToken, scimUser(name, fmt.Sprintf("%s-probe-%d", prefix, i)), &created)
 		if err != nil || code != http.StatusCreated {
-			return nil, nil, fmt.Errorf("POST %s: HTTP %d %v", name, code, err)
+			return nil, nil, callErr("POST "+name, code, err)
 		}
 		start := time.Now()
 		if err := untilSite(admin, name, true); err != nil {
@@ -120,7 +120,7 @@ func probeUsers(scim, admin, prefix string, n int, gap time.Duration) (create, d
 		name := fmt.Sprintf("%s-probe%03d@example.com", prefix, i)
 		code, _, err := call(http.MethodPatch, scim+"/Users/"+id, idpToken, off, nil)
 		if err != nil || code != http.StatusOK {
-			return nil, nil, fmt.Errorf("PATCH %s: HTTP %d %v", name, code, err)
+			return nil, nil, callErr("PATCH "+name, code, err)
 		}
 		start := time.Now()
 		if err := untilSite(admin, name, false); err != nil {

@@ -62,7 +62,7 @@ func (h *harness) shardScenario() error {
 		// A shard serves only its own tenants: the other's base path is unknown to it.
 		code, _, err := call(http.MethodGet, s.m.base+other.st.EffectiveBasePath()+"/Users?count=0", idpToken, nil, nil)
 		if err != nil || code != http.StatusNotFound {
-			return fmt.Errorf("%s answers for %s: HTTP %d %v", s.ns, other.ns, code, err)
+			return callErr(s.ns+" answering for "+other.ns, code, err)
 		}
 		rss := h.figure("shards."+s.ns+".rss", fmt.Sprintf("two shards: %s manager RSS at rest (its tenant's %d users only)", s.ns, n), "MiB")
 		heap := h.figure("shards."+s.ns+".heap", fmt.Sprintf("two shards: %s manager heap in use at rest", s.ns), "MiB")
@@ -98,7 +98,7 @@ func (h *harness) shardScenario() error {
 	name := "moved-probe@example.com"
 	code, _, err := call(http.MethodPost, moved+"/Users", idpToken, scimUser(name, "moved-probe"), nil)
 	if err != nil || code != http.StatusCreated {
-		return fmt.Errorf("POST to the moved tenant: HTTP %d %v", code, err)
+		return callErr("POST to the moved tenant", code, err)
 	}
 	t0 := time.Now()
 	if err := untilSite(b.admin, name, true); err != nil {
