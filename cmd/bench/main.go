@@ -40,7 +40,14 @@ func main() {
 	flag.IntVar(&cfg.ProbeUsers, "probe-users", 40, "Users created one after another per time-to-site run (0 skips it).")
 	scenarios := flag.String("scenarios", "", "Comma-separated scenarios to run (read, groups, fill, e2e, latency, shards); empty runs all but groups.")
 	flag.StringVar(&cfg.Out, "out", "bench/out", "Folder for the report.")
+	render := flag.String("render", "", "Run nothing: rewrite report.md of this report folder from its report.json and put its table in README.md's performance section.")
 	flag.Parse()
+	if *render != "" {
+		if err := renderReport(*render, filepath.Join(testenv.RepoRoot(), "README.md")); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	cfg.Repo = testenv.RepoRoot()
 	var err error
 	if cfg.FilterSizes, err = ints(*filter); err == nil {
@@ -84,4 +91,28 @@ func ints(s string) ([]int, error) {
 		return nil, fmt.Errorf("no sizes")
 	}
 	return out, nil
+}
+
+// renderReport regenerates dir/report.md from dir/report.json and the README's table.
+func renderReport(dir, readme string) error {
+	r, err := bench.Read(filepath.Join(dir, "report.json"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.Markdown()), 0o644); err != nil {
+		return err
+	}
+	doc, err := os.ReadFile(readme)
+	if err != nil {
+		return err
+	}
+	i := strings.Index(string(doc), "\n## Performance\n")
+	if i < 0 {
+		return fmt.Errorf("%s has no performance section", readme)
+	}
+	rest, err := r.ReplaceTable(string(doc[i:]))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(readme, []byte(string(doc[:i])+rest), 0o644)
 }

@@ -159,14 +159,7 @@ func (r *Report) Markdown() string {
 		sizes = append(sizes, fmt.Sprintf("%s=%d", k, r.Sizes[k]))
 	}
 	fmt.Fprintf(&b, "- sizes: %s\n\n", strings.Join(sizes, ", "))
-	fmt.Fprintf(&b, "| figure | median | min | max | runs | target | met |\n|---|---|---|---|---|---|---|\n")
-	for _, f := range r.Figures {
-		met := ""
-		if f.Met != nil {
-			met = map[bool]string{true: "yes", false: "**no**"}[*f.Met]
-		}
-		fmt.Fprintf(&b, "| %s | %s %s | %s | %s | %d | %s | %s |\n", f.Name, num(f.Median), f.Unit, num(f.Min), num(f.Max), len(f.Samples), f.Target, met)
-	}
+	b.WriteString(r.Table())
 	var notes []string
 	for _, f := range r.Figures {
 		if f.Note != "" {
@@ -180,6 +173,47 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "\n## Notes\n\n%s\n", strings.Join(notes, "\n"))
 	}
 	return b.String()
+}
+
+// Table is the report's figures as a markdown table, one row per figure.
+func (r *Report) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| id | figure | median | min | max | runs | target | met |\n|---|---|---|---|---|---|---|---|\n")
+	for _, f := range r.Figures {
+		met := ""
+		if f.Met != nil {
+			met = map[bool]string{true: "yes", false: "**no**"}[*f.Met]
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s %s | %s | %s | %d | %s | %s |\n", f.ID, f.Name, num(f.Median), f.Unit, num(f.Min), num(f.Max), len(f.Samples), f.Target, met)
+	}
+	return b.String()
+}
+
+// Read loads a report.json.
+func Read(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{}
+	return r, json.Unmarshal(b, r)
+}
+
+// ReplaceTable puts the report's table in place of the first figure table (a line that
+// starts with "| id | figure |" or "| figure |" and the table lines after it) in doc.
+func (r *Report) ReplaceTable(doc string) (string, error) {
+	lines := strings.SplitAfter(doc, "\n")
+	start := slices.IndexFunc(lines, func(l string) bool {
+		return strings.HasPrefix(l, "| id | figure |") || strings.HasPrefix(l, "| figure |")
+	})
+	if start < 0 {
+		return "", fmt.Errorf("no figure table found")
+	}
+	end := start
+	for end < len(lines) && strings.HasPrefix(lines[end], "|") {
+		end++
+	}
+	return strings.Join(lines[:start], "") + r.Table() + strings.Join(lines[end:], ""), nil
 }
 
 func num(v float64) string {
