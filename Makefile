@@ -95,7 +95,7 @@ test: $(CONTROLLER_GEN) controlplane lint ## Run the whole test suite (lint, uni
 	hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: bench
-bench: controlplane ## Run the benchmarks and write bench/out/report.{md,json} (BENCH_FLAGS=-help for sizes).
+bench: controlplane ## Run the benchmarks and write bench/out/report.{md,json} (BENCH_FLAGS=-help for sizes; BENCH_SCALE=full: 100k users).
 	go run ./cmd/bench $(BENCH_FLAGS)
 
 # The image tests (internal/image) read the archive `make image` wrote.

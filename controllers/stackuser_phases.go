@@ -152,15 +152,8 @@ func (r *StackUserReconciler) linkHint(ctx context.Context, s *scope) (*site.Use
 
 // lookup finds a site user by externalId, then userName.
 func (r *StackUserReconciler) lookup(ctx context.Context, s *scope) (*site.User, string, error) {
-	sc := s.tenant.site
-	if ext := s.user.Spec.ExternalID; ext != "" {
-		su, err := sc.FindByExternalID(ctx, ext)
-		if err != nil || su != nil {
-			return su, "externalId", err
-		}
-	}
-	su, err := sc.FindByUserName(ctx, s.user.Spec.UserName)
-	return su, "userName", err
+	// One site request where the site takes an `or` filter (site.Client.Lookup).
+	return s.tenant.site.Lookup(ctx, s.user.Spec.ExternalID, s.user.Spec.UserName)
 }
 
 // claimed stops the reconcile when another StackUser of the tenant is linked to su.

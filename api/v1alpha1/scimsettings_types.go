@@ -76,16 +76,18 @@ type SiteSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('10m')",message="timeout must be between 100ms and 10m"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
-	// requestsPerSecond caps the steady request rate to the site for this tenant.
+	// requestsPerSecond caps the steady request rate to the site for this tenant. The
+	// default, 25 with a burst of 50, is the site's documented REST API limit (bursts of 50
+	// requests per 2 s); a 429 from the site is honoured (Retry-After) on top of it.
 	// +optional
-	// +kubebuilder:default=10
+	// +kubebuilder:default=25
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	RequestsPerSecond int32 `json:"requestsPerSecond,omitempty"`
 
 	// burst is how many requests may go to the site at once above the steady rate.
 	// +optional
-	// +kubebuilder:default=20
+	// +kubebuilder:default=50
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	Burst int32 `json:"burst,omitempty"`

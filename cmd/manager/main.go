@@ -33,6 +33,7 @@ func main() {
 	fs.StringVar(&opts.PprofAddr, "pprof-bind-address", "", "Address of the /debug/pprof endpoints; off when empty. Do not expose it.")
 	fs.BoolVar(&opts.LeaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles; every replica serves SCIM.")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (defaults to the pod's namespace).")
+	fs.StringVar(&opts.LeaderElectionID, "leader-election-id", manager.DefaultLeaderElectionID, "Name of the leader election Lease; each shard of a sharded install has its own.")
 	fs.StringVar(&opts.SCIMAddr, "scim-bind-address", ":8090", "Address of the SCIM 2.0 server.")
 	fs.StringVar(&opts.SCIMCertFile, "scim-tls-cert-file", "", "TLS certificate for the SCIM server (reloaded on change); plain HTTP when empty.")
 	fs.StringVar(&opts.SCIMKeyFile, "scim-tls-key-file", "", "TLS private key for the SCIM server.")

@@ -56,7 +56,7 @@ func (h *harness) groupPush() error {
 	// batches (a single request with 10,000 members would have to write them all within
 	// the server's 45 s write timeout).
 	const batch = 100
-	measure := func(name string, run func() error) error {
+	measure := func(id, name string, run func() error) error {
 		before, err := m.apiWrites()
 		if err != nil {
 			return err
@@ -70,8 +70,8 @@ func (h *harness) groupPush() error {
 		if err != nil {
 			return err
 		}
-		h.figure(name+": time", "s").Samples = []float64{took.Seconds()}
-		w := h.figure(name+": API writes", "writes")
+		h.figure(id+".time", name+": time", "s").Samples = []float64{took.Seconds()}
+		w := h.figure(id+".api_writes", name+": API writes", "writes")
 		w.Samples = []float64{after - before}
 		w.Note = "the manager's mutating API requests meanwhile; may include ScimSettings status writes (one per 5 s)"
 		return nil
@@ -90,7 +90,7 @@ func (h *harness) groupPush() error {
 		return map[string]any{"schemas": schema, "Operations": append([]any{
 			map[string]any{"op": "replace", "value": map[string]any{"id": gid, "displayName": "Bench Group"}}}, ops...)}
 	}
-	if err := measure(fmt.Sprintf("full push of a %d-member group (POST, then PATCH adds of %d)", n, batch), func() error {
+	if err := measure("groups.push", fmt.Sprintf("full push of a %d-member group (POST, then PATCH adds of %d)", n, batch), func() error {
 		var created struct {
 			ID string `json:"id"`
 		}
@@ -108,13 +108,13 @@ func (h *harness) groupPush() error {
 	}); err != nil {
 		return err
 	}
-	if err := measure(fmt.Sprintf("one member added to a %d-member group (PATCH)", n), func() error {
+	if err := measure("groups.add_one", fmt.Sprintf("one member added to a %d-member group (PATCH)", n), func() error {
 		return send(http.MethodPatch, "/Groups/"+gid, patch(map[string]any{"op": "add", "path": "members",
 			"value": []any{map[string]any{"value": extra}}}), http.StatusNoContent, nil)
 	}); err != nil {
 		return err
 	}
-	if err := measure(fmt.Sprintf("one member removed from a %d-member group (PATCH)", n+1), func() error {
+	if err := measure("groups.remove_one", fmt.Sprintf("one member removed from a %d-member group (PATCH)", n+1), func() error {
 		return send(http.MethodPatch, "/Groups/"+gid, patch(map[string]any{"op": "remove",
 			"path": `members[value eq "` + extra + `"]`}), http.StatusNoContent, nil)
 	}); err != nil {

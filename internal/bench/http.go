@@ -82,3 +82,11 @@ func parallel(n, workers int, fn func(i int) error) error {
 	}
 	return first
 }
+
+// callErr describes a failed call: the transport error, else the unexpected status.
+func callErr(what string, code int, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: HTTP %d", what, code)
+}

@@ -19,6 +19,9 @@ import (
 
 // Figure is one measured quantity with its repeated samples.
 type Figure struct {
+	// ID names the figure stably across runs and sizes (e.g. "read.filter.p99.max"), so
+	// tools can follow it from report to report.
+	ID string `json:"id"`
 	// Name says what was measured, e.g. "filter latency p99 @ 100000 users".
 	Name string `json:"name"`
 	// Unit of the samples, e.g. "ms", "users/s", "MiB".
@@ -59,6 +62,13 @@ func (f *Figure) Check(target string, limit float64, lowerIsBetter bool) {
 		met = f.Median <= limit
 	}
 	f.Target, f.Met = target, &met
+}
+
+// Explain sets the note of a figure that misses its target: what the gap comes from.
+func (f *Figure) Explain(why string) {
+	if f.Met != nil && !*f.Met {
+		f.Note = strings.TrimPrefix(f.Note+"; missed: "+why, "; ")
+	}
 }
 
 // Machine describes where a report was taken.
@@ -149,14 +159,7 @@ func (r *Report) Markdown() string {
 		sizes = append(sizes, fmt.Sprintf("%s=%d", k, r.Sizes[k]))
 	}
 	fmt.Fprintf(&b, "- sizes: %s\n\n", strings.Join(sizes, ", "))
-	fmt.Fprintf(&b, "| figure | median | min | max | runs | target | met |\n|---|---|---|---|---|---|---|\n")
-	for _, f := range r.Figures {
-		met := ""
-		if f.Met != nil {
-			met = map[bool]string{true: "yes", false: "**no**"}[*f.Met]
-		}
-		fmt.Fprintf(&b, "| %s | %s %s | %s | %s | %d | %s | %s |\n", f.Name, num(f.Median), f.Unit, num(f.Min), num(f.Max), len(f.Samples), f.Target, met)
-	}
+	b.WriteString(r.Table())
 	var notes []string
 	for _, f := range r.Figures {
 		if f.Note != "" {
@@ -170,6 +173,47 @@ func (r *Report) Markdown() string {
 		fmt.Fprintf(&b, "\n## Notes\n\n%s\n", strings.Join(notes, "\n"))
 	}
 	return b.String()
+}
+
+// Table is the report's figures as a markdown table, one row per figure.
+func (r *Report) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| id | figure | median | min | max | runs | target | met |\n|---|---|---|---|---|---|---|---|\n")
+	for _, f := range r.Figures {
+		met := ""
+		if f.Met != nil {
+			met = map[bool]string{true: "yes", false: "**no**"}[*f.Met]
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s %s | %s | %s | %d | %s | %s |\n", f.ID, f.Name, num(f.Median), f.Unit, num(f.Min), num(f.Max), len(f.Samples), f.Target, met)
+	}
+	return b.String()
+}
+
+// Read loads a report.json.
+func Read(path string) (*Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{}
+	return r, json.Unmarshal(b, r)
+}
+
+// ReplaceTable puts the report's table in place of the first figure table (a line that
+// starts with "| id | figure |" or "| figure |" and the table lines after it) in doc.
+func (r *Report) ReplaceTable(doc string) (string, error) {
+	lines := strings.SplitAfter(doc, "\n")
+	start := slices.IndexFunc(lines, func(l string) bool {
+		return strings.HasPrefix(l, "| id | figure |") || strings.HasPrefix(l, "| figure |")
+	})
+	if start < 0 {
+		return "", fmt.Errorf("no figure table found")
+	}
+	end := start
+	for end < len(lines) && strings.HasPrefix(lines[end], "|") {
+		end++
+	}
+	return strings.Join(lines[:start], "") + r.Table() + strings.Join(lines[end:], ""), nil
 }
 
 func num(v float64) string {

@@ -38,11 +38,21 @@ type Config struct {
 	Repeats       int           // runs of each figure
 	SiteLatency   time.Duration // latency the simulated site adds to every call
 	GroupMembers  int           // members of the group pushed in the groups scenario (0 skips it)
-	Scenarios     []string      // scenarios to run: "read", "groups", "e2e"; empty runs all
+	ProbeUsers    int           // users created one after another per time-to-site run (0 skips it)
+	FillUsers     int           // users of the realistic fill (0 skips it)
+	ShardUsers    int           // users per shard in the two-shard run (0 skips it)
+	Scenarios     []string      // scenarios to run; empty runs defaultScenarios
 }
 
+// defaultScenarios run when none is named; "groups" has its own report (bench/groups)
+// and runs only when named, which keeps `make bench` near 15 minutes on 2 cores.
+var defaultScenarios = []string{"read", "fill", "e2e", "latency", "shards"}
+
 func (c Config) runs(scenario string) bool {
-	return len(c.Scenarios) == 0 || slices.Contains(c.Scenarios, scenario)
+	if len(c.Scenarios) == 0 {
+		return slices.Contains(defaultScenarios, scenario)
+	}
+	return slices.Contains(c.Scenarios, scenario)
 }
 
 const (
@@ -66,7 +76,8 @@ func Run(cfg Config) (*Report, error) {
 		Commit: Commit(cfg.Repo), Started: started, Machine: DescribeMachine(),
 		Sizes: map[string]int{"postUsers": cfg.PostUsers, "e2eUsers": cfg.E2EUsers, "concurrency": cfg.Concurrency,
 			"filterQueries": cfg.FilterQueries, "repeats": cfg.Repeats, "maxUsers": slices.Max(cfg.FilterSizes),
-			"siteLatencyMs": int(cfg.SiteLatency / time.Millisecond), "groupMembers": cfg.GroupMembers},
+			"siteLatencyMs": int(cfg.SiteLatency / time.Millisecond), "groupMembers": cfg.GroupMembers,
+			"probeUsers": cfg.ProbeUsers, "fillUsers": cfg.FillUsers, "shardUsers": cfg.ShardUsers},
 	}}
 	tmp, err := os.MkdirTemp("", "scim-bench-")
 	if err != nil {
@@ -101,7 +112,7 @@ func Run(cfg Config) (*Report, error) {
 	for _, sc := range []struct {
 		name, what string
 		run        func() error
-	}{{"read", "SCIM read path", h.readPath}, {"groups", "groups", h.groupPush}, {"e2e", "end to end", h.endToEnd}} {
+	}{{"read", "SCIM read path", h.readPath}, {"groups", "groups", h.groupPush}, {"fill", "realistic fill", h.fillScenario}, {"e2e", "end to end", h.endToEnd}, {"latency", "time to site", h.timeToSite}, {"shards", "two shards", h.shardScenario}} {
 		if !cfg.runs(sc.name) {
 			continue
 		}
@@ -113,8 +124,8 @@ func Run(cfg Config) (*Report, error) {
 	return h.report, nil
 }
 
-func (h *harness) figure(name, unit string) *Figure {
-	f := &Figure{Name: name, Unit: unit}
+func (h *harness) figure(id, name, unit string) *Figure {
+	f := &Figure{ID: id, Name: name, Unit: unit}
 	h.report.Figures = append(h.report.Figures, f)
 	return f
 }
@@ -138,8 +149,14 @@ func (h *harness) site(name string, latency time.Duration) (scimURL, admin strin
 	})
 }
 
-// tenant creates a namespace, the token Secrets and a ScimSettings.
+// tenant creates a namespace, the token Secrets and a ScimSettings whose site rate limit
+// is raised as a site admin running a bulk import would.
 func (h *harness) tenant(ns, siteURL string) (*scimv1.ScimSettings, error) {
+	return h.tenantWith(ns, siteURL, unlimited)
+}
+
+// tenantWith is tenant with a given site rate limit (zero fields: the CRD defaults).
+func (h *harness) tenantWith(ns, siteURL string, limit siteLimit) (*scimv1.ScimSettings, error) {
 	ctx := context.Background()
 	c := h.env.Client
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -155,10 +172,8 @@ func (h *harness) tenant(ns, siteURL string) (*scimv1.ScimSettings, error) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "okta"},
 		Spec: scimv1.ScimSettingsSpec{
 			BearerTokenSecretRef: scimv1.BearerTokenSecretReference{Name: "scim-token"},
-			// A site admin running a bulk import raises the client-side rate to what the
-			// site allows (its REST API documents bursts of 50 requests per 2 s).
 			Site: scimv1.SiteSpec{URL: siteURL, TokenSecretRef: scimv1.SecretKeyReference{Name: "site-token"},
-				RequestsPerSecond: 1000, Burst: 1000},
+				RequestsPerSecond: limit.rps, Burst: limit.burst},
 			AllowModeratorPromotion: true, AllowAdminPromotion: true,
 			ResyncPeriod: &metav1.Duration{Duration: time.Hour},
 		},
@@ -168,6 +183,7 @@ func (h *harness) tenant(ns, siteURL string) (*scimv1.ScimSettings, error) {
 
 type manager struct {
 	proc    *Proc
+	base    string // http://host:port of the SCIM listener
 	scim    string // tenant base URL
 	metrics string
 	pprof   string // base URL of /debug/pprof
@@ -182,13 +198,15 @@ func (h *harness) manager(name, ns string, st *scimv1.ScimSettings, extra ...str
 	probeAddr, _ := FreeAddr()
 	pprofAddr, _ := FreeAddr()
 	args := append([]string{"--scim-bind-address=" + scimAddr, "--metrics-bind-address=" + metricsAddr,
-		"--health-probe-bind-address=" + probeAddr, "--pprof-bind-address=" + pprofAddr, "--watch-namespace=" + ns}, extra...)
+		"--health-probe-bind-address=" + probeAddr, "--pprof-bind-address=" + pprofAddr, "--watch-namespace=" + ns,
+		// The harness reads the heap gauge over plain HTTP.
+		"--metrics-secure=false"}, extra...)
 	p, err := Start(filepath.Join(h.bin, "manager"), name, h.logs, []string{"KUBECONFIG=" + filepath.Join(h.bin, "kubeconfig")}, args...)
 	if err != nil {
 		return nil, err
 	}
 	h.procs = append(h.procs, p)
-	m := &manager{proc: p, scim: "http://" + scimAddr + st.EffectiveBasePath(), metrics: "http://" + metricsAddr + "/metrics",
+	m := &manager{proc: p, base: "http://" + scimAddr, scim: "http://" + scimAddr + st.EffectiveBasePath(), metrics: "http://" + metricsAddr + "/metrics",
 		pprof: "http://" + pprofAddr + "/debug/pprof"}
 	log.Printf("%s: pprof at %s", name, m.pprof)
 	return m, waitFor(60*time.Second, func() bool {
@@ -196,6 +214,8 @@ func (h *harness) manager(name, ns string, st *scimv1.ScimSettings, extra ...str
 		return err == nil && code == http.StatusOK
 	})
 }
+
+func joinNS(nss []string) string { return strings.Join(nss, ",") }
 
 func (m *manager) total() (int, error) {
 	var lr struct {
@@ -286,11 +306,11 @@ func (h *harness) readPath() error {
 		return err
 	}
 
-	rawRate := h.figure("raw API-server create rate (plain client)", "users/s")
-	postRate := h.figure("SCIM POST create rate", "users/s")
-	postP50 := h.figure("SCIM POST latency p50", "ms")
-	postP99 := h.figure("SCIM POST latency p99", "ms")
-	ratio := h.figure("SCIM POST rate / raw create rate", "%")
+	rawRate := h.figure("read.raw_create.rate", "raw API-server create rate (plain client)", "users/s")
+	postRate := h.figure("read.post.rate", "SCIM POST create rate", "users/s")
+	postP50 := h.figure("read.post.p50", "SCIM POST latency p50", "ms")
+	postP99 := h.figure("read.post.p99", "SCIM POST latency p99", "ms")
+	ratio := h.figure("read.post.ratio_raw", "SCIM POST rate / raw create rate", "%")
 	posted := 0
 	for r := range cfg.Repeats {
 		log.Printf("POST throughput run %d/%d (%d users)", r+1, cfg.Repeats, cfg.PostUsers)
@@ -332,6 +352,7 @@ func (h *harness) readPath() error {
 		ratio.Samples = append(ratio.Samples, 100*rate/raw)
 	}
 	ratio.Check(">= 80%", 80, false)
+	ratio.Explain("the manager's own work per request (HTTP, JSON in and out, the create's watch event) on the same 2 cores as kube-apiserver and etcd; the raw client pays none of it")
 
 	filled := posted
 	names := make([]string, 0, slices.Max(cfg.FilterSizes))
@@ -359,8 +380,8 @@ func (h *harness) readPath() error {
 			return fmt.Errorf("the SCIM server never saw %d users: %w", filled, err)
 		}
 
-		p50 := h.figure(fmt.Sprintf("filter userName eq latency p50 @ %d users", size), "ms")
-		p99 := h.figure(fmt.Sprintf("filter userName eq latency p99 @ %d users", size), "ms")
+		p50 := h.figure(fmt.Sprintf("read.filter.p50.%d", size), fmt.Sprintf("filter userName eq latency p50 @ %d users", size), "ms")
+		p99 := h.figure(fmt.Sprintf("read.filter.p99.%d", size), fmt.Sprintf("filter userName eq latency p99 @ %d users", size), "ms")
 		for range cfg.Repeats {
 			lat := make([]time.Duration, 0, cfg.FilterQueries)
 			for range cfg.FilterQueries {
@@ -381,12 +402,9 @@ func (h *harness) readPath() error {
 			p50.Samples = append(p50.Samples, Percentile(lat, 50))
 			p99.Samples = append(p99.Samples, Percentile(lat, 99))
 		}
-		if size == slices.Max(cfg.FilterSizes) {
-			p99.Check("< 5 ms", 5, true)
-		}
 
 		if slices.Contains(cfg.ImportSizes, size) {
-			f := h.figure(fmt.Sprintf("Okta import (count=100 pages) @ %d users", size), "s")
+			f := h.figure(fmt.Sprintf("read.import.%d", size), fmt.Sprintf("Okta import (count=100 pages) @ %d users", size), "s")
 			for range cfg.Repeats {
 				took, err := importAll(m.scim, filled)
 				if err != nil {
@@ -399,9 +417,9 @@ func (h *harness) readPath() error {
 
 	log.Printf("measuring the manager at rest with %d users", filled)
 	settle()
-	rss := h.figure(fmt.Sprintf("manager RSS at rest @ %d users", filled), "MiB")
-	heap := h.figure(fmt.Sprintf("manager heap in use at rest @ %d users", filled), "MiB")
-	cpu := h.figure(fmt.Sprintf("manager CPU at rest @ %d users", filled), "% of a core")
+	rss := h.figure("read.rss", fmt.Sprintf("manager RSS at rest @ %d users", filled), "MiB")
+	heap := h.figure("read.heap", fmt.Sprintf("manager heap in use at rest @ %d users", filled), "MiB")
+	cpu := h.figure("read.cpu", fmt.Sprintf("manager CPU at rest @ %d users", filled), "% of a core")
 	for range cfg.Repeats {
 		c0, _ := m.proc.CPUSeconds()
 		time.Sleep(10 * time.Second) // measuring idle CPU needs an idle window
@@ -414,8 +432,7 @@ func (h *harness) readPath() error {
 			heap.Samples = append(heap.Samples, v)
 		}
 	}
-	rss.Check("< 512 MiB", 512, true)
-	rss.Note = "reconcilers off in this phase: the SCIM server's cache of every StackUser is what grows with users"
+	rss.Note = "SCIM server alone (reconcilers off), bare users; the realistic figures are fill.*"
 	if err := m.saveProfile("heap", filepath.Join(h.logs, "manager-read-heap.pprof")); err != nil {
 		log.Printf("saving the manager's heap profile: %v", err)
 	}

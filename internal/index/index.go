@@ -151,8 +151,8 @@ func nonEmpty(tenant, v string) []string {
 
 // EachUser calls fn with every StackUser of a tenant straight from the cache's index,
 // without copying them: a List copies each user, which at 100,000 users is tens of
-// megabytes of garbage per count. fn must not change or keep the user. Readers that are
-// not the manager's cache (a fake client in tests) are listed instead.
+// megabytes of garbage per count. fn must not change or keep the user. Other readers (a
+// multi-namespace cache, a fake client in tests) are listed instead.
 func EachUser(ctx context.Context, r client.Reader, namespace, tenant string, fn func(*scimv1.StackUser)) error {
 	if ig, ok := r.(informerGetter); ok {
 		inf, err := ig.GetInformer(ctx, &scimv1.StackUser{}, cache.BlockUntilSynced(false))
@@ -172,8 +172,11 @@ func EachUser(ctx context.Context, r client.Reader, namespace, tenant string, fn
 			return nil
 		}
 	}
+	// A manager watching several namespaces has a multi-namespace cache whose informer has
+	// no indexer to read: list without the deep copies (fn only reads), which leaves one
+	// shallow struct per user instead of a copy of the whole tenant per count.
 	var users scimv1.StackUserList
-	if err := r.List(ctx, &users, client.InNamespace(namespace), client.MatchingFields{UserTenant: tenant}); err != nil {
+	if err := r.List(ctx, &users, client.InNamespace(namespace), client.MatchingFields{UserTenant: tenant}, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	for i := range users.Items {

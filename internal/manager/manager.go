@@ -4,6 +4,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -28,16 +29,23 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/sitedir"
 )
 
+// DefaultLeaderElectionID is the Lease of an unsharded install.
+const DefaultLeaderElectionID = "stack-scim-operator.scim.stackscim.io"
+
 // Options configure the manager.
 type Options struct {
 	MetricsAddr             string
 	ProbeAddr               string
 	LeaderElect             bool
 	LeaderElectionNamespace string
-	SCIMAddr                string
-	SCIMCertFile            string
-	SCIMKeyFile             string
-	ExternalURL             string
+	// LeaderElectionID names the Lease (default DefaultLeaderElectionID). Each shard of a
+	// sharded install (several managers, each watching its own namespaces) has its own,
+	// so every shard has a leader.
+	LeaderElectionID string
+	SCIMAddr         string
+	SCIMCertFile     string
+	SCIMKeyFile      string
+	ExternalURL      string
 	// WatchNamespace limits the manager to these namespaces (comma-separated); all
 	// namespaces when empty. The chart grants a Role in each.
 	WatchNamespace string
@@ -132,7 +140,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		PprofBindAddress:        opts.PprofAddr,
 		LeaderElection:          opts.LeaderElect,
-		LeaderElectionID:        "stack-scim-operator.scim.stackscim.io",
+		LeaderElectionID:        cmp.Or(opts.LeaderElectionID, DefaultLeaderElectionID),
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
 		// The leader steps down at once on SIGTERM so a rolling update hands over fast.
 		LeaderElectionReleaseOnCancel: true,

@@ -545,6 +545,51 @@ func TestChart_rendersValidObjects(t *testing.T) {
 				g.Expect(bound).To(Equal(roles))
 			},
 		},
+		"two shards": {
+			values: "values-shards.yaml",
+			check: func(g Gomega, ns string, r rendered) {
+				// One manager per shard, each watching only its namespaces under its own Lease.
+				want := map[string][]string{"a": {"shard-ns-a"}, "b": {"shard-ns-b", "shard-ns-c"}}
+				deployments := r.find("Deployment")
+				g.Expect(deployments).To(HaveLen(2))
+				services := map[string]string{} // shard → Service name
+				for _, o := range r.find("Service") {
+					svc := as[corev1.Service](g, o)
+					services[svc.Spec.Selector["scim.stackscim.io/shard"]] = svc.Name
+				}
+				for _, o := range deployments {
+					d := as[appsv1.Deployment](g, o)
+					expectHardenedManager(g, d)
+					shard := d.Spec.Selector.MatchLabels["scim.stackscim.io/shard"]
+					g.Expect(want).To(HaveKey(shard))
+					g.Expect(d.Spec.Template.Labels).To(HaveKeyWithValue("scim.stackscim.io/shard", shard))
+					g.Expect(args(d)).To(ContainElements(
+						"--watch-namespace="+strings.Join(want[shard], ","),
+						"--leader-election-id="+shard+".stack-scim-operator.scim.stackscim.io"))
+					g.Expect(services).To(HaveKey(shard))
+				}
+				g.Expect(r.find("PodDisruptionBudget")).To(HaveLen(2))
+				// A Role in every shard namespace, none cluster-wide for the manager.
+				roles := map[string]bool{}
+				for _, o := range r.find("Role") {
+					if role := as[rbacv1.Role](g, o); strings.HasSuffix(role.Name, "-manager") {
+						roles[role.Namespace] = true
+					}
+				}
+				g.Expect(roles).To(Equal(map[string]bool{"shard-ns-a": true, "shard-ns-b": true, "shard-ns-c": true}))
+				for _, o := range r.find("ClusterRole") {
+					g.Expect(o.GetName()).NotTo(HaveSuffix("-manager"))
+				}
+				// The Ingress sends each namespace's tenants to its shard.
+				ing := one[networkingv1.Ingress](g, r, "Ingress")
+				routes := map[string]string{}
+				for _, p := range ing.Spec.Rules[0].HTTP.Paths {
+					routes[p.Path] = p.Backend.Service.Name
+				}
+				g.Expect(routes).To(Equal(map[string]string{
+					"/scim/v2/shard-ns-a": services["a"], "/scim/v2/shard-ns-b": services["b"], "/scim/v2/shard-ns-c": services["b"]}))
+			},
+		},
 		"one replica without leader election": {
 			values: "values-single.yaml",
 			check: func(g Gomega, ns string, r rendered) {
@@ -591,6 +636,8 @@ func TestChart_rejectsBadValues(t *testing.T) {
 	}{
 		"misspelt key (schema)":                    {values: "values-bad-typo.yaml", wantErr: "ingres"},
 		"several replicas without leader election": {values: "values-bad-leader.yaml", wantErr: "leaderElection.enabled=false needs replicaCount: 1"},
+		"a namespace in two shards":                {values: "values-bad-shards.yaml", wantErr: `namespace "shard-ns-a" is in two shards`},
+		"shards and watchNamespace":                {values: "values-bad-shards-watch.yaml", wantErr: "set either watchNamespace or shards"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

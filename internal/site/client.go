@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,7 +37,8 @@ type Config struct {
 	Token string
 	// Timeout bounds each attempt of a request (default 30s).
 	Timeout time.Duration
-	// RequestsPerSecond and Burst rate-limit this client (defaults 10 and 20).
+	// RequestsPerSecond and Burst rate-limit this client (defaults 25 and 50: the site's
+	// documented REST API limit, bursts of 50 requests per 2 s).
 	RequestsPerSecond float64
 	Burst             int
 	// UserAgent defaults to stack-scim-operator/<Version>.
@@ -49,6 +51,10 @@ type Config struct {
 	// MaxRetryAfter is the longest Retry-After waited for in place (default 30s); a longer
 	// one is returned to the caller as an error carrying it.
 	MaxRetryAfter time.Duration
+	// ReadBackCreate reads a user created with a role back with a GET even when the
+	// create's answer carries the user. Off by default: the site answers a create with the
+	// user as stored (RFC 7644 §3.3), so a role it ignored shows there already.
+	ReadBackCreate bool
 	// HTTPClient sends the requests (default: a client with sane transport timeouts).
 	HTTPClient *http.Client
 	// Tenant labels this client's metrics (namespace/name); Clients sets it.
@@ -60,10 +66,10 @@ func (c Config) withDefaults() Config {
 		c.Timeout = 30 * time.Second
 	}
 	if c.RequestsPerSecond <= 0 {
-		c.RequestsPerSecond = 10
+		c.RequestsPerSecond = 25
 	}
 	if c.Burst <= 0 {
-		c.Burst = 20
+		c.Burst = 50
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "stack-scim-operator/" + Version
@@ -114,6 +120,11 @@ type Client struct {
 	base    string // URL without trailing slash
 	limiter *rate.Limiter
 	filter  atomic.Int32
+	// orFilter is whether the site takes `a eq "x" or b eq "y"`, learned like filter.
+	orFilter atomic.Int32
+	// pausedUntil (unix nanoseconds) holds every request of this client after a 429 with
+	// Retry-After: the site throttles the token, not one caller.
+	pausedUntil atomic.Int64
 }
 
 // New builds a client.
@@ -245,6 +256,79 @@ func (c *Client) FindByUserName(ctx context.Context, userName string) (*User, er
 	return c.find(ctx, "userName", userName, func(u *User) bool { return strings.EqualFold(u.UserName, userName) })
 }
 
+// Lookup finds the site user of an IdP user: the one with externalID, else the one with
+// userName (case-insensitive); how names the attribute that matched, and the user is nil
+// when there is none. One request where the site takes an `or` filter; otherwise the two
+// lookups of FindByExternalID and FindByUserName (what the site takes is learned once).
+func (c *Client) Lookup(ctx context.Context, externalID, userName string) (u *User, how string, err error) {
+	if externalID == "" {
+		u, err = c.FindByUserName(ctx, userName)
+		return u, "userName", err
+	}
+	byExt := func(u *User) bool { return u.ExternalID == externalID }
+	byName := func(u *User) bool { return userName != "" && strings.EqualFold(u.UserName, userName) }
+	pick := func(users []User) (*User, string) {
+		var named *User
+		for i := range users {
+			if byExt(&users[i]) {
+				return &users[i], "externalId"
+			}
+			if named == nil && byName(&users[i]) {
+				named = &users[i]
+			}
+		}
+		if named != nil {
+			return named, "userName"
+		}
+		return nil, ""
+	}
+	switch {
+	case userName == "":
+		u, err = c.FindByExternalID(ctx, externalID)
+		return u, "externalId", err
+	case c.filter.Load() == filterUnsupported:
+		// One pass over the listing instead of one per attribute.
+		var all []User
+		err := c.ListAll(ctx, func(users []User) error {
+			for i := range users {
+				if byExt(&users[i]) {
+					all = []User{users[i]}
+					return ErrStop
+				}
+				if byName(&users[i]) && len(all) == 0 {
+					all = append(all, users[i])
+				}
+			}
+			return nil
+		})
+		u, how = pick(all)
+		return u, how, err
+	case c.orFilter.Load() != filterUnsupported:
+		expr := fmt.Sprintf("externalId eq %s or userName eq %s", strconv.Quote(externalID), strconv.Quote(userName))
+		p, err := c.list(ctx, 1, PageSize, expr)
+		switch code := StatusCode(err); {
+		case err == nil:
+			if !slices.ContainsFunc(p.Users, func(u User) bool { return !byExt(&u) && !byName(&u) }) {
+				c.orFilter.Store(filterSupported)
+				c.filter.Store(filterSupported)
+				u, how = pick(p.Users)
+				return u, how, nil
+			}
+			// Answered with users that match neither: the site ignores this filter.
+			c.orFilter.Store(filterUnsupported)
+		case code == http.StatusBadRequest || code == http.StatusNotImplemented || code == http.StatusForbidden:
+			c.orFilter.Store(filterUnsupported)
+		default:
+			return nil, "", err
+		}
+	}
+	if u, err = c.FindByExternalID(ctx, externalID); err != nil || u != nil {
+		return u, "externalId", err
+	}
+	u, err = c.FindByUserName(ctx, userName)
+	return u, "userName", err
+}
+
 // find filters on the site when it can, and lists every user otherwise: filter support is
 // not documented, so a 400/501 (or a filter the site ignores) switches this client to
 // listing for good.
@@ -292,8 +376,9 @@ func (c *Client) find(ctx context.Context, attr, value string, match func(*User)
 }
 
 // Create creates a user. A site that cannot create users answers 404, 405 or 501: that
-// becomes ErrCreateUnsupported. A user created with a role is read back, as after any role
-// write: the site may have ignored it.
+// becomes ErrCreateUnsupported. The site may ignore the role of a create: the answer shows
+// the user as stored, and a user created with a role is read back with a GET only when the
+// answer does not carry the user (or Config.ReadBackCreate asks for it).
 func (c *Client) Create(ctx context.Context, u User) (*User, error) {
 	var w WireUser
 	err := c.do(ctx, http.MethodPost, "/users", nil, u.ToWire(), &w)
@@ -308,7 +393,7 @@ func (c *Client) Create(ctx context.Context, u User) (*User, error) {
 	if w.ID == "" {
 		return nil, &Error{Method: http.MethodPost, Path: "/users", StatusCode: http.StatusOK, Message: "created user has no id"}
 	}
-	if u.ToWire().UserType != "" {
+	if u.ToWire().UserType != "" && (c.cfg.ReadBackCreate || w.UserName == "") {
 		return c.Get(ctx, w.ID)
 	}
 	created := FromWire(w)
@@ -359,6 +444,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		if !retry {
 			return err
 		}
+		if StatusCode(err) == http.StatusTooManyRequests {
+			c.pause(wait)
+		}
 		retriesTotal.WithLabelValues(c.cfg.Tenant, method).Inc()
 		t := time.NewTimer(wait)
 		select {
@@ -408,7 +496,27 @@ func (c *Client) retryable(method string, err error, attempt int) (time.Duration
 	return 0, false
 }
 
+// pause holds this client's requests for d (unless already held longer).
+func (c *Client) pause(d time.Duration) {
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := c.pausedUntil.Load()
+		if cur >= until || c.pausedUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
 func (c *Client) once(ctx context.Context, method, path string, q url.Values, payload []byte, out any) error {
+	if d := time.Until(time.Unix(0, c.pausedUntil.Load())); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &TransportError{Method: method, Path: path, Err: ctx.Err()}
+		case <-t.C:
+		}
+	}
 	if err := c.limiter.Wait(ctx); err != nil {
 		return &TransportError{Method: method, Path: path, Err: err}
 	}

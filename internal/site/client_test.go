@@ -13,6 +13,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/stackscim/stack-scim-operator/internal/site"
 	"github.com/stackscim/stack-scim-operator/internal/sitesim"
@@ -311,4 +312,115 @@ func TestClients_reuseAClientUntilItsConfigChanges(t *testing.T) {
 	_, err = cs.For("ns/t", site.Config{URL: "ftp://site", Token: "a"})
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(strings.Contains(err.Error(), "rotated")).To(BeFalse())
+}
+
+func TestClient_lookupIsOneRequestWhenTheSiteTakesOrFilters(t *testing.T) {
+	g := NewWithT(t)
+	sim, c := newSite(t, sitesim.Config{}, nil, site.Config{})
+	seed(sim, 150)
+	ctx := context.Background()
+	// externalId wins over userName when they name different users.
+	u, how, err := c.Lookup(ctx, "ext-140", "user7@example.com")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(how).To(Equal("externalId"))
+	g.Expect(u.UserName).To(Equal("User140@Example.com"))
+	u, how, err = c.Lookup(ctx, "ext-unknown", "USER7@example.com")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(how).To(Equal("userName"))
+	g.Expect(u.ExternalID).To(Equal("ext-7"))
+	u, _, err = c.Lookup(ctx, "ext-unknown", "nobody@example.com")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(u).To(BeNil())
+	g.Expect(sim.Requests()[sitesim.CountTotal]).To(BeEquivalentTo(3))
+}
+
+func TestClient_lookupFallsBackWhenOrFiltersAreRefused(t *testing.T) {
+	g := NewWithT(t)
+	sim, c := newSite(t, sitesim.Config{FilterOrUnsupported: true}, nil, site.Config{})
+	seed(sim, 150)
+	ctx := context.Background()
+	u, how, err := c.Lookup(ctx, "ext-unknown", "user9@example.com")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(how).To(Equal("userName"))
+	g.Expect(u.ExternalID).To(Equal("ext-9"))
+	// The refused `or`, then one filter per attribute.
+	g.Expect(sim.Requests()[sitesim.CountListUsers]).To(BeEquivalentTo(3))
+	// Learned: no more `or` attempts.
+	_, how, err = c.Lookup(ctx, "ext-3", "user9@example.com")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(how).To(Equal("externalId"))
+	g.Expect(sim.Requests()[sitesim.CountListUsers]).To(BeEquivalentTo(4))
+}
+
+func TestClient_lookupListsOnceWhenFiltersAreUnsupported(t *testing.T) {
+	g := NewWithT(t)
+	sim, c := newSite(t, sitesim.Config{FilterUnsupported: true}, nil, site.Config{})
+	seed(sim, 250)
+	ctx := context.Background()
+	// Learn that filters fail.
+	_, err := c.FindByUserName(ctx, "user1@example.com")
+	g.Expect(err).NotTo(HaveOccurred())
+	before := sim.Requests()[sitesim.CountListUsers]
+	u, how, err := c.Lookup(ctx, "ext-unknown", "user240@example.com")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(how).To(Equal("userName"))
+	g.Expect(u.ExternalID).To(Equal("ext-240"))
+	g.Expect(sim.Requests()[sitesim.CountListUsers]-before).To(BeEquivalentTo(3), "one pass over three pages")
+}
+
+func TestClient_createWithARoleTrustsTheAnswer(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	// The site's admin switch is off: it creates the user as Registered and says so.
+	sim, c := newSite(t, sitesim.Config{CreateUsers: true, AllowModeratorPromotion: true}, nil, site.Config{})
+	u, err := c.Create(ctx, site.User{UserName: "m@example.com", Active: true, Role: site.RoleModerator})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(u.Role).To(Equal(site.RoleModerator))
+	u, err = c.Create(ctx, site.User{UserName: "a@example.com", Active: true, Role: site.RoleAdmin})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(u.Role).To(Equal(site.RoleRegistered))
+	g.Expect(sim.Requests()[sitesim.CountGetUser]).To(BeZero())
+
+	sim, c = newSite(t, sitesim.Config{CreateUsers: true}, nil, site.Config{ReadBackCreate: true})
+	u, err = c.Create(ctx, site.User{UserName: "a@example.com", Active: true, Role: site.RoleAdmin})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(u.Role).To(Equal(site.RoleRegistered))
+	g.Expect(sim.Requests()[sitesim.CountGetUser]).To(BeEquivalentTo(1))
+}
+
+func TestClient_a429HoldsEveryCallerOfTheTenant(t *testing.T) {
+	g := NewWithT(t)
+	f := &failFirst{n: 1, status: http.StatusTooManyRequests, retryAfter: "1"}
+	const tenant = "pause-ns/okta"
+	sim, c := newSite(t, sitesim.Config{}, f.wrap, site.Config{Tenant: tenant})
+	seed(sim, 1)
+	id := sim.Users()[0].ID
+	ctx := context.Background()
+	first := make(chan error, 1)
+	go func() { _, err := c.Get(ctx, id); first <- err }()
+	// The retry is counted once the client holds its requests.
+	g.Eventually(func() float64 {
+		families, err := metrics.Registry.Gather()
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, mf := range families {
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					if mf.GetName() == "stackscim_site_retries_total" && lp.GetName() == "tenant" && lp.GetValue() == tenant {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}).Should(BeEquivalentTo(1))
+	// A second caller arriving while the first waits out Retry-After waits too.
+	_, err := c.Get(ctx, id)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(<-first).NotTo(HaveOccurred())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g.Expect(f.times).To(HaveLen(3))
+	for _, at := range f.times[1:] {
+		g.Expect(at.Sub(f.times[0])).To(BeNumerically(">=", time.Second))
+	}
 }

@@ -9,11 +9,13 @@ import (
 // serveAdmin serves the test endpoints, which bypass token, faults and switches:
 //
 //	GET    /_sim/state        config, users and request counters
+//	GET    /_sim/requests     request counters only (cheap with many users)
 //	POST   /_sim/reset        remove every user, clear counters
 //	GET    /_sim/config       the switches
 //	PUT    /_sim/config       replace the switches
 //	PATCH  /_sim/config       change some switches (JSON merge)
 //	POST   /_sim/users        add a user as if it signed in over SAML
+//	GET    /_sim/users?userName=x  one user by userName (case-insensitive)
 //	GET    /_sim/users/{id}   one user
 //	PATCH  /_sim/users/{id}   edit a user "by hand" (JSON merge of the stored user)
 //	DELETE /_sim/users/{id}   remove a user
@@ -25,6 +27,8 @@ func (s *Sim) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		st := s.State()
 		st.Config = redacted(st.Config)
 		writeJSON(w, http.StatusOK, st)
+	case what == "requests" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, map[string]any{"requests": s.Requests()})
 	case what == "reset" && r.Method == http.MethodPost:
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)
@@ -49,6 +53,20 @@ func (s *Sim) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, redacted(next))
+	case what == "users" && id == "" && r.Method == http.MethodGet:
+		// A cheap probe for benchmarks that wait for one user to show on the site.
+		s.mu.Lock()
+		var u User
+		p := s.store.byUserName(r.URL.Query().Get("userName"))
+		if p != nil {
+			u = *p
+		}
+		s.mu.Unlock()
+		if p == nil {
+			writeError(w, http.StatusNotFound, "Could not find user "+r.URL.Query().Get("userName"))
+			return
+		}
+		writeJSON(w, http.StatusOK, u)
 	case what == "users" && id == "" && r.Method == http.MethodPost:
 		var u User
 		if err := decode(r, &u); err != nil {

@@ -280,7 +280,7 @@ func (s *Sim) list(w http.ResponseWriter, r *http.Request, cfg Config, base stri
 			writeError(w, status, "Filtering is not supported")
 			return
 		}
-		m, err := parseFilter(f)
+		m, err := parseFilter(f, cfg.FilterOrUnsupported)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -315,17 +315,49 @@ func (s *Sim) list(w http.ResponseWriter, r *http.Request, cfg Config, base stri
 	})
 }
 
-// parseFilter understands `attr eq "value"` for userName, externalId, id and emails.
-func parseFilter(f string) (func(*User) bool, error) {
-	parts := strings.SplitN(strings.TrimSpace(f), " ", 3)
-	if len(parts) != 3 || !strings.EqualFold(parts[1], "eq") {
-		return nil, errors.New("Unsupported filter")
+// parseFilter understands `attr eq "value"` for userName, externalId, id and emails, and
+// such terms joined by `or` unless orUnsupported.
+func parseFilter(f string, orUnsupported bool) (func(*User) bool, error) {
+	var terms []func(*User) bool
+	rest := strings.TrimSpace(f)
+	for {
+		attr, after, ok := strings.Cut(rest, " ")
+		op, after2, ok2 := strings.Cut(strings.TrimLeft(after, " "), " ")
+		if !ok || !ok2 || !strings.EqualFold(op, "eq") {
+			return nil, errors.New("Unsupported filter")
+		}
+		quoted, err := strconv.QuotedPrefix(strings.TrimLeft(after2, " "))
+		if err != nil {
+			return nil, errors.New("Unsupported filter value")
+		}
+		v, _ := strconv.Unquote(quoted)
+		term, err := filterTerm(attr, v)
+		if err != nil {
+			return nil, err
+		}
+		terms = append(terms, term)
+		rest = strings.TrimSpace(strings.TrimLeft(after2, " ")[len(quoted):])
+		if rest == "" {
+			break
+		}
+		next, ok := cutPrefixFold(rest, "or ")
+		if !ok || orUnsupported {
+			return nil, errors.New("Unsupported filter")
+		}
+		rest = strings.TrimSpace(next)
 	}
-	v, err := strconv.Unquote(parts[2])
-	if err != nil {
-		return nil, errors.New("Unsupported filter value")
-	}
-	switch strings.ToLower(parts[0]) {
+	return func(u *User) bool {
+		for _, t := range terms {
+			if t(u) {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
+func filterTerm(attr, v string) (func(*User) bool, error) {
+	switch strings.ToLower(attr) {
 	case "username":
 		return func(u *User) bool { return strings.EqualFold(u.UserName, v) }, nil
 	case "externalid":

@@ -64,6 +64,9 @@ type Config struct {
 	// FilterUnsupported makes ?filter= answer FilterErrorStatus (default 400).
 	FilterUnsupported bool `json:"filterUnsupported,omitempty"`
 	FilterErrorStatus int  `json:"filterErrorStatus,omitempty"`
+	// FilterOrUnsupported makes a filter of terms joined by `or` answer 400 (filter support
+	// is unverified on the real site; the client must cope either way).
+	FilterOrUnsupported bool `json:"filterOrUnsupported,omitempty"`
 	// Latency is added to every SCIM call.
 	Latency Duration `json:"latency,omitempty"`
 	// ThrottleRate is the fraction (0..1) of SCIM calls answered 429 with Retry-After.

@@ -76,3 +76,46 @@ list or a YAML list. Empty means every namespace.
 {{- end -}}
 {{- $out | toJson -}}
 {{- end -}}
+
+{{/*
+The manager instances as a JSON list of {name, shard, namespaces, leaderID}. Without
+`shards` there is one, named after the release and watching watchNamespace (its rendering
+is the unsharded chart's). With `shards`, one per shard: its own Deployment, Service,
+PodDisruptionBudget and leader election Lease, watching only the shard's namespaces.
+*/}}
+{{- define "stack-scim-operator.instances" -}}
+{{- $full := include "stack-scim-operator.fullname" . -}}
+{{- $out := list -}}
+{{- if .Values.shards -}}
+{{- if include "stack-scim-operator.watchNamespaces" . | fromJsonArray -}}
+{{- fail "set either watchNamespace or shards: each shard lists its own namespaces" -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- $names := dict -}}
+{{- range .Values.shards -}}
+{{- if hasKey $names .name -}}
+{{- fail (printf "shard %q is listed twice" .name) -}}
+{{- end -}}
+{{- $_ := set $names .name true -}}
+{{- range .namespaces -}}
+{{- if hasKey $seen . -}}
+{{- fail (printf "namespace %q is in two shards; a namespace belongs to one shard" .) -}}
+{{- end -}}
+{{- $_ := set $seen . true -}}
+{{- end -}}
+{{- $out = append $out (dict "name" (printf "%s-%s" ($full | trunc 50 | trimSuffix "-") .name) "shard" .name "namespaces" .namespaces "leaderID" (printf "%s.%s" .name "stack-scim-operator.scim.stackscim.io")) -}}
+{{- end -}}
+{{- else -}}
+{{- $out = append $out (dict "name" $full "shard" "" "namespaces" (include "stack-scim-operator.watchNamespaces" . | fromJsonArray) "leaderID" "") -}}
+{{- end -}}
+{{- $out | toJson -}}
+{{- end -}}
+
+{{/* Every namespace a manager instance watches (empty: cluster-wide), as a JSON list. */}}
+{{- define "stack-scim-operator.allNamespaces" -}}
+{{- $out := list -}}
+{{- range include "stack-scim-operator.instances" . | fromJsonArray -}}
+{{- $out = concat $out .namespaces -}}
+{{- end -}}
+{{- $out | toJson -}}
+{{- end -}}
