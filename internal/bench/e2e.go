@@ -88,6 +88,14 @@ func (h *harness) endToEnd() error {
 	if err != nil {
 		return err
 	}
+	// People to offboard while the push runs, on the site before it starts.
+	staff, err := provisionStaff(m.scim, admin, offboardStaff)
+	if err != nil {
+		return fmt.Errorf("provisioning the staff to offboard: %w", err)
+	}
+	offStop := make(chan struct{})
+	offDone := make(chan []time.Duration)
+	go func() { offDone <- offboardDuring(m.scim, admin, staff, offboardGap, offStop) }()
 	log.Printf("provisioning %d users through SCIM and the operator", cfg.E2EUsers)
 	// One user at a time, timed to the site, while the push runs.
 	probeStop := make(chan struct{})
@@ -147,9 +155,12 @@ func (h *harness) endToEnd() error {
 	through.Samples = append(through.Samples, time.Since(start).Seconds())
 	close(probeStop)
 	probes := <-probeDone
+	close(offStop)
+	offboarded := <-offDone
 	if st, err := simState(admin); err == nil {
 		// The probes are users provisioned like the others.
-		perUser.Samples = append(perUser.Samples, float64(st.Requests[sitesim.CountTotal])/float64(cfg.E2EUsers+len(probes)))
+		// (The staff's creates and deactivations are in the count too: a rounding error.)
+		perUser.Samples = append(perUser.Samples, float64(st.Requests[sitesim.CountTotal])/float64(cfg.E2EUsers+len(probes)+len(staff)))
 	}
 	ratio.Samples = append(ratio.Samples, through.Samples[0]/direct.Samples[0])
 	ratio.Check("<= 2x", 2, true)
@@ -162,6 +173,8 @@ func (h *harness) endToEnd() error {
 		f.Samples = []float64{Percentile(probes, p)}
 		f.Note = "a user created during a bulk push queues behind the push's users (one work queue per manager)"
 	}
+
+	h.offboardingFigures(offboarded, cfg.E2EUsers)
 
 	log.Printf("measuring one resync of %d users", cfg.E2EUsers)
 	before, err := simState(admin)
