@@ -146,6 +146,9 @@ type scope struct {
 	// actor when it is applied, but the reconcile did not fail.
 	unapplied bool
 
+	// skipped says skipInLine found nothing to do: no status write.
+	skipped bool
+
 	// done stops the remaining phases; failed says the site is not in line (so
 	// observedGeneration stays and the backoff grows); wrote says a write was sent to the
 	// site, so its audit entries must survive a status conflict.
@@ -169,6 +172,7 @@ func (r *StackUserReconciler) phases() []phase {
 		r.loadTenant,
 		r.checkUserName,
 		r.resolveGroups,
+		r.skipInLine,
 		r.linkSiteUser,
 		r.planActive,
 		r.planRole,
@@ -247,6 +251,11 @@ func (r *StackUserReconciler) siteFailure(ctx context.Context, s *scope, what st
 // summarize derives Ready from the other conditions, patches the status (optimistic lock,
 // so a concurrent history append is never overwritten), then appends the audit entries.
 func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error) (ctrl.Result, error) {
+	if s.skipped && err == nil {
+		// What the status says is what this process saw: later reconciles compare with it.
+		r.seen.Store(s.key, seenSite{uid: s.orig.UID, site: s.orig.Status.Site.DeepCopy()})
+		return ctrl.Result{}, nil
+	}
 	u := s.user
 	gen := u.Generation
 	set := func(c *metav1.Condition) {
