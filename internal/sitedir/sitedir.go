@@ -41,29 +41,15 @@ const (
 	DefaultMaxAccounts  = 100_000
 )
 
-// Account is what a snapshot keeps of one site account: the fields a SCIM User shows.
-type Account struct {
-	ID          string
-	ExternalID  string
-	UserName    string
-	DisplayName string
-	GivenName   string
-	FamilyName  string
-	Email       string
-	Active      bool
-	// Role is Registered, Moderator or Admin.
-	Role       string
-	Title      string
-	Department string
-}
+// Account is what a snapshot keeps of one site account: the site user without its
+// profile URL (a SCIM User does not show it; a snapshot may hold 100,000 of them).
+type Account = site.User
 
 // FromSite keeps the fields of a site user an Account holds.
 func FromSite(u *site.User) Account {
-	return Account{
-		ID: u.ID, ExternalID: u.ExternalID, UserName: u.UserName, DisplayName: u.DisplayName,
-		GivenName: u.GivenName, FamilyName: u.FamilyName, Email: u.Email, Active: u.Active,
-		Role: u.Role, Title: u.Title, Department: u.Department,
-	}
+	a := *u
+	a.ProfileURL = ""
+	return a
 }
 
 // Snapshot is a tenant's site accounts as read at one time. It is shared: never modify it.
