@@ -152,6 +152,14 @@ func TestRollout_sigtermDropsNoSCIMRequest(t *testing.T) {
 			mu.Unlock()
 			id, _ := body["id"].(string)
 			code, body := c.do(http.MethodGet, "/Users/"+id, nil)
+			if msg, _ := body["error"].(string); code == 0 && isConnectionLost(msg) {
+				// The replica closed its idle keep-alive connection (shutdown) just as the
+				// read went out on it: an IdP retries an idempotent read on a new connection.
+				if onlyRefusedIsOK {
+					return true // a stale client: the replica is gone
+				}
+				code, body = c.do(http.MethodGet, "/Users/"+id, nil)
+			}
 			if msg, _ := body["error"].(string); code == 0 && onlyRefusedIsOK && isRefused(msg) {
 				return true // the replica stopped listening after answering the POST
 			}
@@ -235,3 +243,9 @@ func TestRollout_sigtermDropsNoSCIMRequest(t *testing.T) {
 // isRefused reports a connection refused before the request was sent (an IdP retries
 // it), from the error text scimClient keeps.
 func isRefused(msg string) bool { return strings.Contains(msg, "connection refused") }
+
+// isConnectionLost says a request found its connection closed by the server: refused,
+// reset, or EOF before any answer.
+func isConnectionLost(msg string) bool {
+	return isRefused(msg) || strings.Contains(msg, "connection reset by peer") || strings.HasSuffix(msg, ": EOF")
+}
