@@ -174,7 +174,7 @@ func TestFaults_concurrentPatchesToOneUserLoseNothing(t *testing.T) {
 		}
 		sort.Strings(got)
 		g.Expect(got).To(Equal(wantIDs), "audit entries of the IdP's PATCHes")
-	}).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	}).WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 
 // lookupAttr reads a SCIM attribute by PATCH path from a user document.

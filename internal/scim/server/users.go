@@ -416,6 +416,11 @@ func (s *Server) update(ctx context.Context, q *request, action string, mutate f
 				}
 				continue // a StackUser of that name appeared meanwhile: update it
 			}
+			if attempt == 0 {
+				// Neither: a concurrent request may have linked the account between the two
+				// reads (it left the unmanaged set, its StackUser is not cached yet). Read live.
+				continue
+			}
 		}
 		if err != nil {
 			return err
