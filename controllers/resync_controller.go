@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 	"github.com/stackscim/stack-scim-operator/internal/index"
 	"github.com/stackscim/stack-scim-operator/internal/site"
 	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
@@ -183,7 +184,7 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, []scim
 			}
 			siteOnly++
 			if len(sample) < siteOnlySample {
-				sample = append(sample, scimv1.SiteAccountSample{ID: clipPlan(su.ID), UserName: clipPlan(su.UserName), Active: su.Active})
+				sample = append(sample, scimv1.SiteAccountSample{ID: clip.String(su.ID, 64), UserName: clipPlan(su.UserName), Active: su.Active})
 			}
 		}
 		return nil
@@ -209,7 +210,7 @@ func (r *ResyncReconciler) resync(ctx context.Context, t *tenant) (int32, []scim
 // site account as it is now: a reconcile would plan the same again, at two site lookups.
 func observedUnchanged(u *scimv1.StackUser, su *site.User) bool {
 	o := u.Status.Site
-	if o == nil || evaluatedAt(u) != u.Generation || len(u.Status.PlannedChanges) == 0 ||
+	if o == nil || u.EvaluatedGeneration() != u.Generation || len(u.Status.PlannedChanges) == 0 ||
 		u.Status.PlannedChanges[0].Action != scimv1.PlanLink || u.Status.PlannedChanges[0].New != su.ID {
 		return false
 	}

@@ -20,6 +20,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/brake"
+	"github.com/stackscim/stack-scim-operator/internal/clip"
 	"github.com/stackscim/stack-scim-operator/internal/site"
 )
 
@@ -129,13 +130,8 @@ func planSummary(plan []scimv1.PlannedChange) string {
 	return strings.Join(parts, ", ")
 }
 
-// clipPlan bounds a value shown in the plan (the CRD caps it at 512).
-func clipPlan(v string) string {
-	if len(v) <= 500 {
-		return v
-	}
-	return v[:500] + "…"
-}
+// clipPlan bounds a value shown in the plan to the CRD's 512.
+func clipPlan(v string) string { return clip.String(v, 512) }
 
 // braked reports whether a planned change is one the brake counts: a deactivation or a
 // demotion.
@@ -251,15 +247,6 @@ func joinNote(msg, note string) string {
 // purpose: an Observe plan or a change the brake holds. Such users are not a backlog.
 func waitsOnPurpose(u *scimv1.StackUser) bool {
 	return isReason(u, scimv1.ConditionSynced, ReasonObserveOnly) || isReason(u, scimv1.ConditionSynced, ReasonChangeHeld)
-}
-
-// evaluatedAt is the generation the last reconcile evaluated (the Synced condition's), which
-// status.observedGeneration is not for a user waiting on purpose.
-func evaluatedAt(u *scimv1.StackUser) int64 {
-	if c := meta.FindStatusCondition(u.Status.Conditions, scimv1.ConditionSynced); c != nil {
-		return c.ObservedGeneration
-	}
-	return 0
 }
 
 func isReason(u *scimv1.StackUser, typ, reason string) bool {

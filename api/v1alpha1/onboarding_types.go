@@ -194,3 +194,15 @@ func (s *ScimSettings) MaxDeactivationsPerHour() int {
 	}
 	return int(s.Spec.Safety.MaxDeactivationsPerHour)
 }
+
+// EvaluatedGeneration is the generation the operator last evaluated the user at: the
+// Synced condition's observedGeneration. status.observedGeneration stays behind it while
+// the site is left out of line on purpose (an Observe plan, a held change).
+func (u *StackUser) EvaluatedGeneration() int64 {
+	for _, c := range u.Status.Conditions {
+		if c.Type == ConditionSynced {
+			return c.ObservedGeneration
+		}
+	}
+	return 0
+}

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
+	"github.com/stackscim/stack-scim-operator/internal/index"
 )
 
 // Window is the rolling period the cap applies to.
@@ -217,17 +218,18 @@ func (b *Brake) load(ctx context.Context, l *ledger, settings *scimv1.ScimSettin
 			l.releasedAt = st.ReleasedAt.Time
 		}
 	}
-	var users scimv1.StackUserList
-	if err := b.Client.List(ctx, &users, client.InNamespace(settings.Namespace)); err != nil {
+	held := map[types.NamespacedName]time.Time{}
+	// Read in place from the cache's tenant index: a deep copy of every user of a 100k
+	// tenant to find the few held ones would cost a gigabyte.
+	err := index.EachUser(ctx, b.Client, settings.Namespace, settings.Name, func(u *scimv1.StackUser) {
+		if u.Status.HeldSince != nil {
+			held[client.ObjectKeyFromObject(u)] = u.Status.HeldSince.Time
+		}
+	})
+	if err != nil {
 		return fmt.Errorf("listing held StackUsers: %w", err)
 	}
-	l.held = map[types.NamespacedName]time.Time{}
-	for i := range users.Items {
-		u := &users.Items[i]
-		if u.Spec.SettingsRef.Name == settings.Name && u.Status.HeldSince != nil {
-			l.held[client.ObjectKeyFromObject(u)] = u.Status.HeldSince.Time
-		}
-	}
+	l.held = held
 	l.loaded, l.uid = true, settings.UID
 	return nil
 }

@@ -275,8 +275,8 @@ func evaluated(u *scimv1.StackUser) bool {
 	if len(u.Status.PlannedChanges) == 0 {
 		return false
 	}
-	c := meta.FindStatusCondition(u.Status.Conditions, scimv1.ConditionSynced)
-	return c == nil || c.ObservedGeneration == 0 || c.ObservedGeneration >= u.Generation
+	g := u.EvaluatedGeneration()
+	return g == 0 || g >= u.Generation
 }
 
 func isHeld(u *scimv1.StackUser) bool {
