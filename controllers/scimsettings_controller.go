@@ -24,6 +24,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/index"
+	"github.com/stackscim/stack-scim-operator/internal/progress"
 	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
@@ -62,6 +63,9 @@ type ScimSettingsReconciler struct {
 	// CountDelay coalesces StackUser changes: at most one count per tenant per CountDelay,
 	// so a bulk import of 100k users does not cause 100k reconciles.
 	CountDelay time.Duration
+	// Progress is the StackUser reconciler's count of finished changes: the backlog's
+	// rate and estimate come from it (nil: the backlog is counted without them).
+	Progress *progress.Meter
 
 	probes probeCache
 }
@@ -78,6 +82,7 @@ func (r *ScimSettingsReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Client.Get(ctx, req.NamespacedName, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.probes.forget(req.NamespacedName)
+			r.Progress.Forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -166,7 +171,8 @@ func (r *ScimSettingsReconciler) basePathPeers() handler.EventHandler {
 
 // tenantOfUser queues a user's tenant for a recount after CountDelay. The queue keeps the
 // earliest due time of an item, so a burst of user events costs one reconcile per tenant
-// per CountDelay. Updates that leave tenant, role and activation alone are ignored.
+// per CountDelay. Updates that leave tenant, role, activation, plan, hold and backlog
+// alone are ignored.
 func (r *ScimSettingsReconciler) tenantOfUser() handler.EventHandler {
 	delay := r.CountDelay
 	if delay <= 0 {
@@ -184,7 +190,8 @@ func (r *ScimSettingsReconciler) tenantOfUser() handler.EventHandler {
 			oldU, newU := e.ObjectOld.(*scimv1.StackUser), e.ObjectNew.(*scimv1.StackUser)
 			if oldU.Spec.SettingsRef == newU.Spec.SettingsRef && oldU.IsActive() == newU.IsActive() &&
 				userRoleOrEmpty(oldU) == userRoleOrEmpty(newU) && (oldU.DeletionTimestamp == nil) == (newU.DeletionTimestamp == nil) &&
-				equality.Semantic.DeepEqual(oldU.Status.PlannedChanges, newU.Status.PlannedChanges) && oldU.Status.HeldSince.Equal(newU.Status.HeldSince) {
+				equality.Semantic.DeepEqual(oldU.Status.PlannedChanges, newU.Status.PlannedChanges) && oldU.Status.HeldSince.Equal(newU.Status.HeldSince) &&
+				awaiting(oldU) == awaiting(newU) {
 				return
 			}
 			enqueue(q, oldU)

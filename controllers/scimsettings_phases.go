@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/internal/index"
+	"github.com/stackscim/stack-scim-operator/internal/progress"
 	"github.com/stackscim/stack-scim-operator/internal/site"
 	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
@@ -108,8 +110,12 @@ func (r *ScimSettingsReconciler) countUsers(ctx context.Context, s *scimv1.ScimS
 	}
 	var c scimv1.UserCounts
 	plan := newPlanTally()
+	backlog := 0
 	err := index.EachUser(ctx, reader, s.Namespace, s.Name, func(u *scimv1.StackUser) {
 		plan.add(u)
+		if awaiting(u) {
+			backlog++
+		}
 		if u.DeletionTimestamp != nil {
 			return // on its way out: the finalizer is deactivating it on the site
 		}
@@ -133,7 +139,42 @@ func (r *ScimSettingsReconciler) countUsers(ctx context.Context, s *scimv1.ScimS
 	}
 	st.users = c
 	st.plan = plan.summary()
+	st.backlog = r.backlog(s, backlog)
+	if st.backlog != nil {
+		// The rate and the estimate move while work is left, even without user events.
+		st.requeueWithin(backlogRefresh)
+	}
 	return nil
+}
+
+// backlogRefresh is how often the backlog's rate and estimate are recomputed while work
+// is left.
+const backlogRefresh = 15 * time.Second
+
+// backlog is the tenant's status.backlog: n users waiting, the rate the StackUser
+// reconciler finished changes at over the last minute, and when n are done at that rate.
+func (r *ScimSettingsReconciler) backlog(s *scimv1.ScimSettings, n int) *scimv1.Backlog {
+	if n == 0 {
+		return nil
+	}
+	b := &scimv1.Backlog{Users: int32(n)}
+	rate := r.Progress.PerMinute(types.NamespacedName{Namespace: s.Namespace, Name: s.Name})
+	b.PerMinute = int32(math.Round(rate))
+	if at, ok := progress.ETA(time.Now(), n, rate); ok {
+		b.EstimatedCompletionTime = &metav1.Time{Time: at.Truncate(time.Second)}
+	}
+	return b
+}
+
+// awaiting reports whether the StackUser reconciler has a change of u still to finish:
+// a generation it has not evaluated, or a deletion. Users held by the brake, or planned
+// in Observe mode at their current generation, wait for a person instead.
+func awaiting(u *scimv1.StackUser) bool {
+	evaluated := u.EvaluatedGeneration() >= u.Generation
+	if u.Status.HeldSince != nil || (evaluated && len(u.Status.PlannedChanges) > 0) {
+		return false
+	}
+	return !evaluated || u.DeletionTimestamp != nil
 }
 
 // checkHeld sets ChangesHeld from the users the brake holds (counted by countUsers).

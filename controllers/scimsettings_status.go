@@ -30,6 +30,7 @@ type tenantState struct {
 	conflictWith string
 	users        scimv1.UserCounts
 	plan         scimv1.PlanSummary
+	backlog      *scimv1.Backlog
 	// siteToken is held in memory for the probe only; it never reaches status or logs.
 	siteToken    string
 	requeueAfter time.Duration
@@ -100,7 +101,8 @@ func (r *ScimSettingsReconciler) patchStatus(ctx context.Context, s *scimv1.Scim
 	}
 	conditionsChanged := !settingsConditionsEqual(old.Conditions, st.conditions)
 	if !conditionsChanged && old.ObservedGeneration == s.Generation && old.BasePath == st.basePath &&
-		old.URL == st.url && old.Users != nil && oldUsers == st.users && old.Plan != nil && equality.Semantic.DeepEqual(*old.Plan, st.plan) {
+		old.URL == st.url && old.Users != nil && oldUsers == st.users && old.Plan != nil && equality.Semantic.DeepEqual(*old.Plan, st.plan) &&
+		equality.Semantic.DeepEqual(old.Backlog, st.backlog) {
 		return nil
 	}
 	status := map[string]any{
@@ -117,6 +119,8 @@ func (r *ScimSettingsReconciler) patchStatus(ctx context.Context, s *scimv1.Scim
 		},
 		// Replaced whole: the merge patch must also clear heldUsers and counts gone to 0.
 		"plan": planPatch(st.plan),
+		// null removes it once the work is done.
+		"backlog": backlogPatch(st.backlog),
 	}
 	patch := map[string]any{"status": status}
 	if conditionsChanged {
@@ -160,3 +164,11 @@ func jsonNullIfEmpty(s string) any {
 }
 
 func clipMessage(s string, n int) string { return clip.String(s, n) }
+
+// backlogPatch is status.backlog for a merge patch: every field, so none is left over.
+func backlogPatch(b *scimv1.Backlog) any {
+	if b == nil {
+		return nil
+	}
+	return map[string]any{"users": b.Users, "perMinute": b.PerMinute, "estimatedCompletionTime": b.EstimatedCompletionTime}
+}

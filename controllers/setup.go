@@ -10,6 +10,7 @@ import (
 
 	"github.com/stackscim/stack-scim-operator/internal/audit"
 	"github.com/stackscim/stack-scim-operator/internal/brake"
+	"github.com/stackscim/stack-scim-operator/internal/progress"
 	"github.com/stackscim/stack-scim-operator/internal/site"
 	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
@@ -39,6 +40,12 @@ type Options struct {
 	// Sites hands out one rate-limited site client per tenant; shared with the SCIM
 	// server so both stay within the tenant's limit. A new one (with Site) when nil.
 	Sites *site.Clients
+	// Trails holds the history of the cached StackUsers, which the manager's cache
+	// transform drops from them (nil: the cached copies carry their history).
+	Trails *audit.Trails
+	// Progress counts finished user changes for the ScimSettings reconciler's backlog
+	// estimate (nil: not counted).
+	Progress *progress.Meter
 }
 
 func (o Options) eventQPS() float64 {
@@ -75,6 +82,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Audit: &audit.Recorder{
 			Client:     mgr.GetClient(),
 			Live:       mgr.GetAPIReader(),
+			Trails:     opts.Trails,
 			Events:     mgr.GetEventRecorder(controllerName),
 			EventLimit: rate.NewLimiter(rate.Limit(opts.eventQPS()), opts.eventBurst()),
 			Log:        mgr.GetLogger().WithName("audit"),
@@ -84,6 +92,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Tenants:                 tenants,
 		Resync:                  resync,
 		Brake:                   held,
+		Progress:                opts.Progress,
 		Released:                released,
 		MinBackoff:              opts.MinBackoff,
 		MaxBackoff:              opts.MaxBackoff,

@@ -30,6 +30,7 @@ import (
 	"github.com/stackscim/stack-scim-operator/internal/brake"
 	"github.com/stackscim/stack-scim-operator/internal/clip"
 	"github.com/stackscim/stack-scim-operator/internal/index"
+	"github.com/stackscim/stack-scim-operator/internal/progress"
 	"github.com/stackscim/stack-scim-operator/internal/site"
 	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
@@ -63,6 +64,9 @@ type StackUserReconciler struct {
 	// Brake holds deactivations and demotions past a tenant's hourly cap; nil sends them
 	// all (tests of other behaviour).
 	Brake *brake.Brake
+	// Progress counts the user changes finished per tenant, for the backlog estimate in
+	// ScimSettings status (nil: not counted).
+	Progress *progress.Meter
 
 	retry *retryPolicy
 	// siteIDs remembers the site id and resourceVersion last stored per StackUser (and its
@@ -82,7 +86,9 @@ type knownSite struct {
 
 // seenSite is the site user as this process last observed it, kept even when the status
 // write that carries it fails: a reconcile that follows (from a stale copy, or after a
-// conflict) must not take the operator's own last write for a hand edit.
+// conflict) must not take the operator's own last write for a hand edit. A nil site
+// marks a user seen whose stored status.site is what was seen: once the cache shows the
+// last write, the process keeps no second copy of it.
 type seenSite struct {
 	uid  types.UID
 	site *scimv1.ObservedSiteUser
@@ -215,10 +221,14 @@ func (r *StackUserReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 	}
 	s := &scope{user: user, orig: user.DeepCopy(), key: req.NamespacedName, now: metav1.Now()}
-	if v, ok := r.seen.Load(req.NamespacedName); ok && v.(seenSite).uid == user.UID {
+	if v, ok := r.seen.Load(req.NamespacedName); ok && v.(seenSite).uid == user.UID && v.(seenSite).site != nil {
 		// Only this reconciler (on the leader) writes status.site: what it last saw is at
 		// least as fresh as any copy it reads.
-		s.orig.Status.Site = v.(seenSite).site.DeepCopy()
+		if seen := v.(seenSite).site; equality.Semantic.DeepEqual(seen, user.Status.Site) {
+			r.seen.Store(req.NamespacedName, seenSite{uid: user.UID})
+		} else {
+			s.orig.Status.Site = seen.DeepCopy()
+		}
 	}
 	if !user.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
@@ -253,7 +263,7 @@ func (r *StackUserReconciler) siteFailure(ctx context.Context, s *scope, what st
 func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error) (ctrl.Result, error) {
 	if s.skipped && err == nil {
 		// What the status says is what this process saw: later reconciles compare with it.
-		r.seen.Store(s.key, seenSite{uid: s.orig.UID, site: s.orig.Status.Site.DeepCopy()})
+		r.seen.Store(s.key, seenSite{uid: s.orig.UID})
 		return ctrl.Result{}, nil
 	}
 	u := s.user
@@ -304,7 +314,11 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	for i := range s.entries {
 		s.entries[i].Time = s.now
 	}
-	pending := audit.Oldest(audit.Unrecorded(s.orig, limit))
+	trail, err := r.trail(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	pending := audit.Oldest(audit.Unrecorded(s.orig, trail, limit))
 	fields := map[string]any{"conditions": u.Status.Conditions, "observedGeneration": u.Status.ObservedGeneration}
 	if u.Status.SiteID != "" {
 		fields["siteId"] = u.Status.SiteID
@@ -318,10 +332,13 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	if u.Status.Drift != nil || s.orig.Status.Drift != nil {
 		fields["drift"] = append([]scimv1.DriftedField{}, u.Status.Drift...)
 	}
-	patchErr := r.Status().Patch(ctx, u, audit.NewStatusPatch(s.orig, limit, fields, append(pending, s.entries...)...))
+	patchErr := r.Status().Patch(ctx, u, audit.NewStatusPatch(s.orig, trail, limit, fields, append(pending, s.entries...)...))
 	switch {
 	case patchErr == nil:
 		r.siteIDs.Store(s.key, knownSite{uid: u.UID, siteID: u.Status.SiteID, resourceVersion: u.ResourceVersion})
+		if s.orig.EvaluatedGeneration() < gen && u.EvaluatedGeneration() == gen {
+			r.Progress.Done(tenantOf(u))
+		}
 		r.Audit.Event(u, pending...)
 		r.Audit.Emit(u, s.entries...)
 	case apierrors.IsNotFound(patchErr):
@@ -356,6 +373,21 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
+}
+
+// trail is what the status patch needs of the history of the user as read: the trail the
+// cache kept for that copy or, when the cache has moved on twice since, the history read
+// live. The patch is locked to the copy's resourceVersion either way: a live read that
+// is newer makes it conflict, and the conflict path records what this reconcile did.
+func (r *StackUserReconciler) trail(ctx context.Context, s *scope) (audit.Trail, error) {
+	if t, ok := r.Audit.Trails.Of(s.orig); ok {
+		return t, nil
+	}
+	live := &scimv1.StackUser{}
+	if err := r.APIReader.Get(ctx, s.key, live); err != nil { // set whenever Trails is
+		return audit.Trail{}, err
+	}
+	return audit.TrailOf(live), nil
 }
 
 // maxConditionMessage bounds a condition message.
@@ -557,4 +589,9 @@ func tenantUsers(ctx context.Context, c client.Reader, namespace, tenant string)
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&users.Items[i])})
 	}
 	return out
+}
+
+// tenantOf names u's tenant: its ScimSettings.
+func tenantOf(u *scimv1.StackUser) types.NamespacedName {
+	return types.NamespacedName{Namespace: u.Namespace, Name: u.Spec.SettingsRef.Name}
 }

@@ -181,6 +181,9 @@ func (r *StackUserReconciler) release(ctx context.Context, s *scope) error {
 	base := s.user.DeepCopy()
 	controllerutil.RemoveFinalizer(s.user, scimv1.Finalizer)
 	err := r.Patch(ctx, s.user, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	if err == nil {
+		r.Progress.Done(tenantOf(s.user))
+	}
 	r.retry.reset(s.key)
 	r.siteIDs.Delete(s.key)
 	r.seen.Delete(s.key)

@@ -28,7 +28,9 @@ import (
 	scimv1 "github.com/stackscim/stack-scim-operator/api/v1alpha1"
 	"github.com/stackscim/stack-scim-operator/controllers"
 	"github.com/stackscim/stack-scim-operator/internal/audit"
+	"github.com/stackscim/stack-scim-operator/internal/cachetrim"
 	"github.com/stackscim/stack-scim-operator/internal/index"
+	"github.com/stackscim/stack-scim-operator/internal/progress"
 	"github.com/stackscim/stack-scim-operator/internal/site"
 	"github.com/stackscim/stack-scim-operator/internal/sitesim"
 )
@@ -117,6 +119,13 @@ func newUserHarness(t *testing.T, o harnessOptions) *userHarness {
 		h.createSettings(o.settings)
 	}
 	h.stopManager = h.startManager()
+	t.Cleanup(func() {
+		if t.Failed() {
+			// What the reconcilers said is the first thing to read when a test fails.
+			logs := h.logs.String()
+			t.Logf("manager log (last 8 KiB):\n%s", logs[max(0, len(logs)-8<<10):])
+		}
+	})
 	return h
 }
 
@@ -146,13 +155,18 @@ func (h *userHarness) createSettings(mutate func(*scimv1.ScimSettings)) {
 
 func (h *userHarness) startManager() (stop func()) {
 	t := h.t
+	// The cache trims objects as the deployed manager's does: StackUsers come without
+	// their history, which the reconcilers learn from trails.
+	trails := audit.NewTrails()
+	meter := progress.NewMeter()
 	mgr, err := ctrl.NewManager(testEnv.Config, ctrl.Options{
 		Scheme:                 testEnv.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}}},
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		Logger:                 funcr.New(h.logs.write, funcr.Options{Verbosity: 2}),
+		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{h.ns: {}},
+			DefaultTransform: cachetrim.Transform(trails)},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Logger:     funcr.New(h.logs.write, funcr.Options{Verbosity: 2}),
 	})
 	if err != nil {
 		t.Fatalf("creating manager: %v", err)
@@ -167,13 +181,15 @@ func (h *userHarness) startManager() (stop func()) {
 		SignInWait:   time.Second,
 		ResyncJitter: 0.05,
 		Site:         site.Config{MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxRetries: 3},
+		Trails:       trails,
+		Progress:     meter,
 	})
 	if err != nil {
 		t.Fatalf("setting up reconcilers: %v", err)
 	}
 	if h.opts.settingsReconciler {
 		r := &controllers.ScimSettingsReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("scimsettings-test"),
-			CountDelay: 100 * time.Millisecond}
+			CountDelay: 100 * time.Millisecond, Progress: meter}
 		if err := r.SetupWithManager(mgr); err != nil {
 			t.Fatalf("setting up the ScimSettings reconciler: %v", err)
 		}

@@ -17,7 +17,7 @@ import (
 // Drift made meanwhile is the resync's to find (it reads the site 100 users a request);
 // any later reconcile of the user in this process runs in full.
 func (r *StackUserReconciler) skipInLine(_ context.Context, s *scope) error {
-	if _, seen := r.seen.Load(s.key); seen || !inLine(s) {
+	if _, seen := r.seen.Load(s.key); seen || !inLine(s, r.Audit.Trails) {
 		return nil
 	}
 	s.skipped, s.done = true, true
@@ -27,7 +27,7 @@ func (r *StackUserReconciler) skipInLine(_ context.Context, s *scope) error {
 // inLine reports whether the stored status shows the user in line with the site at its
 // current generation, with nothing waiting: no blocked role, drift, plan, hold or audit
 // entry to record, and the same groups and effective role as resolveGroups finds now.
-func inLine(s *scope) bool {
+func inLine(s *scope, trails *audit.Trails) bool {
 	u := s.orig
 	c := meta.FindStatusCondition(u.Status.Conditions, scimv1.ConditionSynced)
 	return c != nil && c.Status == "True" && c.ObservedGeneration == u.Generation &&
@@ -36,7 +36,13 @@ func inLine(s *scope) bool {
 		!meta.IsStatusConditionTrue(u.Status.Conditions, scimv1.ConditionRoleChangeBlocked) &&
 		!meta.IsStatusConditionTrue(u.Status.Conditions, scimv1.ConditionDrifted) &&
 		len(u.Status.PlannedChanges) == 0 && u.Status.HeldSince == nil &&
-		len(audit.Unrecorded(u, historyLimit(s))) == 0 &&
+		nothingToRecord(s, trails) &&
 		s.groupsResolved && s.user.Status.EffectiveRole == u.Status.EffectiveRole &&
 		equality.Semantic.DeepEqual(s.user.Status.Groups, u.Status.Groups)
+}
+
+// nothingToRecord reports whether the SCIM requests left no entry for the history.
+func nothingToRecord(s *scope, trails *audit.Trails) bool {
+	trail, known := trails.Of(s.orig)
+	return known && len(audit.Unrecorded(s.orig, trail, historyLimit(s))) == 0
 }

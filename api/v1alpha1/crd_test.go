@@ -192,7 +192,7 @@ func TestCRDs_printerColumnsAndShortNames(t *testing.T) {
 		shortNames []string
 	}{
 		"stackusers.scim.stackscim.io":   {[]string{"User Name", "Active", "Role", "Synced", "Reason", "Planned", "Site ID", "Settings", "Age"}, []string{"su", "stackuser"}},
-		"scimsettings.scim.stackscim.io": {[]string{"Enabled", "Mode", "Ready", "Users", "Planned", "Held", "Endpoint", "URL", "Age"}, []string{"scims"}},
+		"scimsettings.scim.stackscim.io": {[]string{"Enabled", "Mode", "Ready", "Users", "Backlog", "Planned", "Held", "Endpoint", "URL", "Age"}, []string{"scims"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -240,6 +240,24 @@ type UserCounts struct {
 	SiteOnly int32 `json:"siteOnly,omitempty"`
 }
 
+// Backlog is the provisioning work still to do for a tenant.
+type Backlog struct {
+	// users is the number of StackUsers whose latest change the reconciler has not
+	// finished: created, changed or deleted since it last wrote their status. Users held
+	// by the brake or planned in Observe mode are not counted: they wait for a person.
+	// +required
+	Users int32 `json:"users"`
+	// perMinute is how many user changes the reconciler finished in the last minute,
+	// scaled to a minute. spec.site.requestsPerSecond bounds it: a change costs about two
+	// site requests.
+	// +optional
+	PerMinute int32 `json:"perMinute,omitempty"`
+	// estimatedCompletionTime is when the backlog should be done at perMinute; absent
+	// until a rate has been measured.
+	// +optional
+	EstimatedCompletionTime *metav1.Time `json:"estimatedCompletionTime,omitempty"`
+}
+
 // RequestRecord describes one SCIM request, without any secret.
 type RequestRecord struct {
 	// time of the request.
@@ -288,6 +306,11 @@ type ScimSettingsStatus struct {
 	// +optional
 	Users *UserCounts `json:"users,omitempty"`
 
+	// backlog is the provisioning work the reconcilers have not finished yet, and when
+	// it should be done; absent when there is none.
+	// +optional
+	Backlog *Backlog `json:"backlog,omitempty"`
+
 	// lastRequest is the most recent authenticated SCIM request.
 	// +optional
 	LastRequest *RequestRecord `json:"lastRequest,omitempty"`
@@ -328,6 +351,7 @@ type ScimSettingsStatus struct {
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Users",type=integer,JSONPath=`.status.users.total`
+// +kubebuilder:printcolumn:name="Backlog",type=integer,JSONPath=`.status.backlog.users`
 // +kubebuilder:printcolumn:name="Planned",type=integer,JSONPath=`.status.plan.users`
 // +kubebuilder:printcolumn:name="Held",type=integer,JSONPath=`.status.plan.held`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.basePath`

@@ -7,7 +7,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,20 +42,18 @@ func Prepend(history []scimv1.AuditEntry, limit int, entries ...scimv1.AuditEntr
 		out = append(out, sanitize(entries[i]))
 	}
 	out = append(out, history...)
-	return out[:keep(out, limit)]
+	return out[:keep(sizes(out), limit)]
 }
 
-// keep is how many of the newest-first entries fit in limit entries and MaxHistoryBytes.
-func keep(newestFirst []scimv1.AuditEntry, limit int) int {
+// keep is how many of the newest-first entries, of these encoded sizes, fit in limit
+// entries and MaxHistoryBytes.
+func keep(newestFirst []uint32, limit int) int {
 	if limit <= 0 {
 		limit = 20
 	}
 	n, size := 0, 0
-	for _, e := range newestFirst[:min(limit, len(newestFirst))] {
-		b, err := json.Marshal(e)
-		if err == nil {
-			size += len(b) + 1
-		}
+	for _, b := range newestFirst[:min(limit, len(newestFirst))] {
+		size += int(b) + 1
 		if n > 0 && size > MaxHistoryBytes {
 			break
 		}
@@ -90,13 +87,23 @@ var conflictBackoff = wait.Backoff{Steps: 12, Duration: 5 * time.Millisecond, Fa
 type Recorder struct {
 	Client client.Client
 	// Live reads a fresh copy after a conflict (nil: Client, which may be a lagging cache).
-	Live   client.Reader
+	Live client.Reader
+	// Trails knows the history of the cache's copies, which do not carry it (nil: the
+	// copies carry it).
+	Trails *Trails
 	Events events.EventRecorder // may be nil
 	// EventLimit bounds the Events sent per second (nil: no bound). Events are
 	// best-effort and each one is an API write; the history and the log lines keep every
 	// entry, so a bulk push does not spend the API server on Events.
 	EventLimit *rate.Limiter
 	Log        logr.Logger
+}
+
+func (r *Recorder) reader() client.Reader {
+	if r.Live != nil {
+		return r.Live
+	}
+	return r.Client
 }
 
 // Emit writes the log line and sends the Event of each entry.
@@ -166,18 +173,18 @@ func (r *Recorder) Append(ctx context.Context, user *scimv1.StackUser, limit int
 	var pending []scimv1.AuditEntry
 	first := true
 	err := retry.OnError(conflictBackoff, apierrors.IsConflict, func() error {
-		if !first {
-			live := r.Live
-			if live == nil {
-				live = r.Client
-			}
-			if err := live.Get(ctx, client.ObjectKeyFromObject(user), user); err != nil {
+		trail, known := r.Trails.Of(user)
+		if !first || !known {
+			// After a conflict, or when the cache's copy was superseded twice: read it
+			// live, history included.
+			if err := r.reader().Get(ctx, client.ObjectKeyFromObject(user), user); err != nil {
 				return err
 			}
+			trail = TrailOf(user)
 		}
 		first = false
-		pending = Oldest(Unrecorded(user, limit))
-		return r.Client.Status().Patch(ctx, user, NewStatusPatch(user, limit, nil, append(slices.Clone(pending), entries...)...))
+		pending = Oldest(Unrecorded(user, trail, limit))
+		return r.Client.Status().Patch(ctx, user, NewStatusPatch(user, trail, limit, nil, append(slices.Clone(pending), entries...)...))
 	})
 	if err != nil {
 		return fmt.Errorf("recording audit entry: %w", err)

@@ -33,25 +33,12 @@ func Pending(u *scimv1.StackUser) []scimv1.AuditEntry {
 	return out
 }
 
-// Recorded reports whether a SCIM request's entry is in the history, or would already
-// have been trimmed from a full one.
-func Recorded(u *scimv1.StackUser, limit int, e scimv1.AuditEntry) bool {
-	h := u.Status.History
-	for _, old := range h {
-		// The reconciler's entries for the same request (what it did on the site) carry a
-		// message; the request's own entry has none.
-		if old.Actor.Kind == e.Actor.Kind && old.Actor.RequestID == e.Actor.RequestID && old.Action == e.Action && old.Message == e.Message {
-			return true
-		}
-	}
-	return len(h) > 0 && len(h) >= limit && e.Time.Before(&h[len(h)-1].Time)
-}
-
-// Unrecorded returns the pending entries the history does not hold yet, newest first.
-func Unrecorded(u *scimv1.StackUser, limit int) []scimv1.AuditEntry {
+// Unrecorded returns the pending entries the history (as trail tells it) does not hold
+// yet, newest first.
+func Unrecorded(u *scimv1.StackUser, trail Trail, limit int) []scimv1.AuditEntry {
 	var out []scimv1.AuditEntry
 	for _, e := range Pending(u) {
-		if !Recorded(u, limit, e) {
+		if !trail.recorded(limit, e) {
 			out = append(out, e)
 		}
 	}
@@ -64,7 +51,8 @@ func AddPending(u *scimv1.StackUser, limit int, e scimv1.AuditEntry) {
 	if limit <= 0 {
 		limit = 20
 	}
-	entries := append([]scimv1.AuditEntry{sanitize(e)}, Unrecorded(u, limit)...)
+	// A cached copy carries no history, but the cache kept only unrecorded entries.
+	entries := append([]scimv1.AuditEntry{sanitize(e)}, Unrecorded(u, TrailOf(u), limit)...)
 	entries = entries[:min(len(entries), limit)]
 	raw, _ := json.Marshal(entries)
 	for len(raw) > maxPendingBytes && len(entries) > 1 {
@@ -84,19 +72,6 @@ func AddPending(u *scimv1.StackUser, limit int, e scimv1.AuditEntry) {
 		u.Annotations = map[string]string{}
 	}
 	u.Annotations[AnnotationPendingAudit] = string(raw)
-}
-
-// DropRecorded removes the pending annotation once the history holds all of it, so a
-// cached StackUser does not keep a second copy of its entries. It reports whether it did.
-func DropRecorded(u *scimv1.StackUser) bool {
-	// The largest historyLimit: an entry is only taken as trimmed when no limit could
-	// have kept it.
-	const maxLimit = 200
-	if _, ok := u.Annotations[AnnotationPendingAudit]; !ok || len(Unrecorded(u, maxLimit)) > 0 {
-		return false
-	}
-	delete(u.Annotations, AnnotationPendingAudit)
-	return true
 }
 
 func clipValue(s string, n int) string { return clip.String(s, n) }

@@ -6,6 +6,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/stackscim/stack-scim-operator/controllers"
+	"github.com/stackscim/stack-scim-operator/internal/progress"
 	scimtenant "github.com/stackscim/stack-scim-operator/internal/tenant"
 )
 
@@ -14,6 +15,10 @@ func setupControllers(mgr ctrl.Manager, opts Options) error {
 	// One reader, so each tenant Secret's data is held once.
 	tenants := scimtenant.NewReader(mgr.GetCache(), mgr.GetAPIReader())
 	opts.Reconcilers.Tenants = tenants
+	// The StackUser reconciler counts finished changes; the ScimSettings reconciler turns
+	// them into the backlog's rate and estimate.
+	meter := progress.NewMeter()
+	opts.Reconcilers.Progress = meter
 	if opts.enabled("stackuser") {
 		if err := controllers.Setup(mgr, opts.Reconcilers); err != nil {
 			return fmt.Errorf("setting up the StackUser reconciler and resync: %w", err)
@@ -28,6 +33,7 @@ func setupControllers(mgr ctrl.Manager, opts Options) error {
 		Cache:       mgr.GetCache(),
 		ExternalURL: opts.ExternalURL,
 		Recorder:    mgr.GetEventRecorder("scimsettings-controller"),
+		Progress:    meter,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the ScimSettings reconciler: %w", err)
 	}
