@@ -41,7 +41,14 @@ func main() {
 	scenarios := flag.String("scenarios", "", "Comma-separated scenarios to run (read, groups, fill, e2e, latency, shards); empty runs all but groups.")
 	flag.StringVar(&cfg.Out, "out", "bench/out", "Folder for the report.")
 	render := flag.String("render", "", "Run nothing: rewrite report.md of this report folder from its report.json and put its table in README.md's performance section.")
+	merge := flag.String("merge", "", "Run nothing: put the figures of this report folder into the report in -out (same ids replaced, the source noted), then render -out as -render does.")
 	flag.Parse()
+	if *merge != "" {
+		if err := mergeReport(*merge, cfg.Out); err != nil {
+			log.Fatal(err)
+		}
+		*render = cfg.Out
+	}
 	if *render != "" {
 		if err := renderReport(*render, filepath.Join(testenv.RepoRoot(), "README.md")); err != nil {
 			log.Fatal(err)
@@ -91,6 +98,20 @@ func ints(s string) ([]int, error) {
 		return nil, fmt.Errorf("no sizes")
 	}
 	return out, nil
+}
+
+// mergeReport puts the figures of report folder src into report folder dst.
+func mergeReport(src, dst string) error {
+	from, err := bench.Read(filepath.Join(src, "report.json"))
+	if err != nil {
+		return err
+	}
+	into, err := bench.Read(filepath.Join(dst, "report.json"))
+	if err != nil {
+		return err
+	}
+	into.Merge(from, filepath.ToSlash(filepath.Clean(src)))
+	return into.Write(dst)
 }
 
 // renderReport regenerates dir/report.md from dir/report.json and the README's table.

@@ -189,6 +189,36 @@ func (r *Report) Table() string {
 	return b.String()
 }
 
+// Merge puts other's figures into r, replacing those with the same id and placing new
+// ones after their scenario's (the id's first part), and notes where they come from: a
+// report can combine a default run with a larger one (BENCH_SCALE=full) taken from
+// another commit, and says so.
+func (r *Report) Merge(other *Report, from string) {
+	ids := make([]string, 0, len(other.Figures))
+	for _, f := range other.Figures {
+		ids = append(ids, "`"+f.ID+"`")
+		if i := slices.IndexFunc(r.Figures, func(g *Figure) bool { return g.ID == f.ID }); i >= 0 {
+			r.Figures[i] = f
+			continue
+		}
+		scenario, _, _ := strings.Cut(f.ID, ".")
+		at := len(r.Figures)
+		for i, g := range r.Figures {
+			if s, _, _ := strings.Cut(g.ID, "."); s == scenario {
+				at = i + 1
+			}
+		}
+		r.Figures = slices.Insert(r.Figures, at, f)
+	}
+	keys := make([]string, 0, len(other.Sizes))
+	for k, v := range other.Sizes {
+		keys = append(keys, fmt.Sprintf("%s=%d", k, v))
+	}
+	slices.Sort(keys)
+	r.Notes = append(r.Notes, fmt.Sprintf("%s: from %s (commit `%s`, started %s, took %s; sizes %s)",
+		strings.Join(ids, ", "), from, other.Commit, other.Started.UTC().Format(time.RFC3339), other.Duration, strings.Join(keys, ", ")))
+}
+
 // Read loads a report.json.
 func Read(path string) (*Report, error) {
 	b, err := os.ReadFile(path)

@@ -209,7 +209,9 @@ func (h *harness) manager(name, ns string, st *scimv1.ScimSettings, extra ...str
 	m := &manager{proc: p, base: "http://" + scimAddr, scim: "http://" + scimAddr + st.EffectiveBasePath(), metrics: "http://" + metricsAddr + "/metrics",
 		pprof: "http://" + pprofAddr + "/debug/pprof"}
 	log.Printf("%s: pprof at %s", name, m.pprof)
-	return m, waitFor(60*time.Second, func() bool {
+	// A manager serves once its cache holds every user: at 100,000 users with full status
+	// the first list alone takes minutes on two shared cores.
+	return m, waitFor(15*time.Minute, func() bool {
 		code, _, err := call(http.MethodGet, m.scim+"/Users?count=0", idpToken, nil, nil)
 		return err == nil && code == http.StatusOK
 	})
