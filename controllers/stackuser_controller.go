@@ -345,6 +345,12 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 		return ctrl.Result{}, nil
 	default:
 		logf.FromContext(ctx).V(1).Info("status patch failed, requeueing", "error", patchErr.Error())
+		if patchDidNotApply(patchErr) {
+			// The history the patch was computed against is not the stored one: forget
+			// what the cache said of it, so the retry reads it live.
+			logf.FromContext(ctx).Info("status patch did not apply to the stored history; reading it live", "error", patchErr.Error())
+			r.Audit.Trails.Forget(s.key)
+		}
 		if u.Status.SiteID != "" {
 			// The site user exists (maybe created just now): the retry must not look it
 			// up again, nor record a second link.
@@ -375,16 +381,28 @@ func (r *StackUserReconciler) summarize(ctx context.Context, s *scope, err error
 	return ctrl.Result{RequeueAfter: s.requeueAfter}, nil
 }
 
+// patchDidNotApply reports whether the API server refused a status patch as not applying
+// to the object (a JSON patch index past the stored history), rather than for a conflict.
+func patchDidNotApply(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
+}
+
 // trail is what the status patch needs of the history of the user as read: the trail the
 // cache kept for that copy or, when the cache has moved on twice since, the history read
-// live. The patch is locked to the copy's resourceVersion either way: a live read that
-// is newer makes it conflict, and the conflict path records what this reconcile did.
+// live. An empty history is read live too: the first history is written with a merge
+// patch, which would replace entries the cache did not show, so it is only used when the
+// API server says there are none. The patch is locked to the copy's resourceVersion
+// either way: a live read that is newer makes it conflict, and the conflict path records
+// what this reconcile did.
 func (r *StackUserReconciler) trail(ctx context.Context, s *scope) (audit.Trail, error) {
-	if t, ok := r.Audit.Trails.Of(s.orig); ok {
+	if t, ok := r.Audit.Trails.Of(s.orig); ok && t.Len() > 0 {
 		return t, nil
 	}
+	if r.APIReader == nil || r.Audit.Trails == nil {
+		return audit.TrailOf(s.orig), nil
+	}
 	live := &scimv1.StackUser{}
-	if err := r.APIReader.Get(ctx, s.key, live); err != nil { // set whenever Trails is
+	if err := r.APIReader.Get(ctx, s.key, live); err != nil {
 		return audit.Trail{}, err
 	}
 	return audit.TrailOf(live), nil

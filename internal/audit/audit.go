@@ -172,11 +172,17 @@ func (r *Recorder) Append(ctx context.Context, user *scimv1.StackUser, limit int
 	}
 	var pending []scimv1.AuditEntry
 	first := true
-	err := retry.OnError(conflictBackoff, apierrors.IsConflict, func() error {
+	// A patch that does not apply (computed against a history that is not the stored one)
+	// is retried like a conflict, against the history read live.
+	retriable := func(err error) bool {
+		return apierrors.IsConflict(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
+	}
+	err := retry.OnError(conflictBackoff, retriable, func() error {
 		trail, known := r.Trails.Of(user)
-		if !first || !known {
-			// After a conflict, or when the cache's copy was superseded twice: read it
-			// live, history included.
+		if !first || !known || (r.Trails != nil && trail.Len() == 0) {
+			// After a conflict, when the cache's copy was superseded twice, or before
+			// writing a first history (a merge patch, which would replace entries the
+			// cache did not show): read it live, history included.
 			if err := r.reader().Get(ctx, client.ObjectKeyFromObject(user), user); err != nil {
 				return err
 			}

@@ -161,3 +161,26 @@ func TestTrails_aSecondPassOfTheSameVersionKeepsItsTrail(t *testing.T) {
 	g.Expect(ok).To(BeTrue())
 	g.Expect(trail.Len()).To(Equal(2))
 }
+
+// TestRecorder_aFirstHistoryIsOnlyWrittenWhenTheAPIServerHasNone: a copy whose trail says
+// the history is empty is checked against the API server before the first history is
+// written (a merge patch, which would replace the stored entries), so a trail that is
+// wrong cannot lose entries.
+func TestRecorder_aFirstHistoryIsOnlyWrittenWhenTheAPIServerHasNone(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	u := newUser(t, "trail-empty")
+	g.Expect(env.Client.Create(ctx, u)).To(Succeed())
+	rec := &audit.Recorder{Client: env.Client, Live: env.Client, Log: logr.Discard()}
+	g.Expect(rec.Append(ctx, u, 20, entry("first"))).To(Succeed())
+
+	trails := audit.NewTrails()
+	wrong := u.DeepCopy()
+	wrong.Status.History = nil // a trail that misses the stored entry
+	trails.Strip(wrong)
+	rec.Trails = trails
+	g.Expect(rec.Append(ctx, wrong, 20, entry("second"))).To(Succeed())
+	got := &scimv1.StackUser{}
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(u), got)).To(Succeed())
+	g.Expect(actions(got.Status.History)).To(Equal([]string{"second", "first"}))
+}
