@@ -107,6 +107,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	return (&ResyncReconciler{
 		Client:  mgr.GetClient(),
+		Cache:   mgr.GetCache(),
 		Sites:   sites,
 		Tenants: tenants,
 		Enqueue: resync,

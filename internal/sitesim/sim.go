@@ -151,6 +151,7 @@ func (s *Sim) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.store.users = map[string]*User{}
+	s.store.changed()
 	s.requests = map[string]int64{}
 }
 
@@ -295,17 +296,19 @@ func (s *Sim) list(w http.ResponseWriter, r *http.Request, cfg Config, base stri
 		count = min(max(count, 0), 100)
 	}
 	s.mu.Lock()
-	var all []map[string]any
+	var all []*User
 	for _, u := range s.store.sorted() {
 		if match == nil || match(u) {
-			all = append(all, render(u, base))
+			all = append(all, u)
+		}
+	}
+	page := []map[string]any{}
+	if start-1 < len(all) {
+		for _, u := range all[start-1 : min(start-1+count, len(all))] {
+			page = append(page, render(u, base))
 		}
 	}
 	s.mu.Unlock()
-	page := []map[string]any{}
-	if start-1 < len(all) {
-		page = all[start-1 : min(start-1+count, len(all))]
-	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"schemas":      []string{"urn:ietf:params:scim:api:messages:2.0:ListResponse"},
 		"totalResults": len(all),
@@ -596,6 +599,7 @@ func (s *Sim) delete(w http.ResponseWriter, id string, cfg Config) {
 		return
 	}
 	delete(s.store.users, id)
+	s.store.changed()
 	w.WriteHeader(http.StatusNoContent)
 }
 
