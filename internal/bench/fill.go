@@ -211,7 +211,7 @@ func (h *harness) fillScenario() error {
 	after, _ := simCounters(admin)
 	startup := h.figure("fill.startup.time", fmt.Sprintf("manager start with reconcilers on @ %d in-line users (until the site is idle)", n), "s")
 	startup.Samples = []float64{(time.Since(start) - quiet).Seconds()}
-	startup.Note = "every StackUser is reconciled once at start: one site GET and one status write each"
+	startup.Note = "every StackUser is reconciled once at start; one in line at its generation costs no site request and no write; the resync and the import listing read the site in pages of 100"
 	h.figure("fill.startup.site_requests", fmt.Sprintf("site requests at manager start @ %d in-line users", n), "requests").Samples =
 		[]float64{float64(after - before)}
 
